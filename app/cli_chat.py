@@ -1,0 +1,192 @@
+"""``hearth chat``: the same chat core as the GUI, in a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from app.chat import (
+    ChatSession, Delta, ReplyFailed, ReplyFinished, SamplingSettings, ToolCallEvent, tool_calls_summary,
+)
+from app.context import AppContext
+from app.engine.client import EngineClient
+from app.errors import HearthError, ModelLoadError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_LOAD = 0, 1, 2, 3
+
+
+def _err(msg: str) -> None:
+    print(f"hearth chat: {msg}", file=sys.stderr)
+
+
+def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
+    store = ctx.store
+    conv = None
+    if args.conversation is not None:
+        try:
+            conv = store.get(args.conversation)
+        except KeyError:
+            _err(f"there is no conversation with id {args.conversation} (see the app's sidebar).")
+            return EXIT_USAGE
+    model_path = args.chat_model or (conv.model if conv else None)
+    if not model_path:
+        _err("name a model with --model PATH (a .gguf file).")
+        return EXIT_USAGE
+    prompts = [p for p in args.prompts]
+    if not prompts:
+        _err('give a message to send, e.g. hearth chat --model M.gguf "Hello"')
+        return EXIT_USAGE
+    if any(not p.strip() for p in prompts):
+        _err("a message is empty; write something to send.")
+        return EXIT_USAGE
+    for name, val, lo in (("--ctx", args.ctx, 256), ("--max-tokens", args.max_tokens, 1)):
+        if val is not None and val < lo:
+            _err(f"{name} must be at least {lo}.")
+            return EXIT_USAGE
+    if args.temperature is not None and not 0 <= args.temperature <= 5:
+        _err("--temperature must be between 0 and 5.")
+        return EXIT_USAGE
+
+    from app.loading import choose_load
+
+    try:
+        choice = choose_load(model_path, ctx.settings, n_ctx=args.ctx)
+    except ModelLoadError as exc:
+        _err(str(exc))
+        return EXIT_LOAD
+
+
+    engine = EngineClient()
+    try:
+        t0 = time.perf_counter()
+        try:
+            info = engine.load_blocking(model_path, choice.params, state_budget_bytes=ctx.settings.state_cache_bytes,
+                                        states_dir=str(ctx.paths.states_dir))
+        except ModelLoadError as exc:
+            _err(str(exc))
+            return EXIT_LOAD
+        load_s = time.perf_counter() - t0
+        if conv is None:
+            conv = store.create(model=str(model_path),
+                                reasoning_effort=args.reasoning or ctx.settings.reasoning_effort,
+                                system_prompt=args.system if args.system is not None else ctx.settings.system_prompt)
+        else:
+            updates: dict[str, Any] = {"model": str(model_path)}
+            if args.reasoning:
+                updates["reasoning_effort"] = args.reasoning
+            if args.system is not None:
+                updates["system_prompt"] = args.system
+            store.update(conv.id, **updates)
+        tools = None
+        if not args.no_tools:
+            from app.harmony.tools import default_registry
+
+            tools = default_registry()
+        extra_context = None
+        if args.attach:
+            from app.documents.chat_support import prepare_attachments
+
+            try:
+                extra_context = prepare_attachments(ctx, conv.id, args.attach, tools=tools)
+            except HearthError as exc:
+                _err(str(exc))
+                return EXIT_USAGE
+        session = ChatSession(
+            store, engine, tools=tools, extra_context=extra_context,
+            sampling=SamplingSettings(
+                temperature=args.temperature if args.temperature is not None else ctx.settings.temperature,
+                top_p=args.top_p if args.top_p is not None else ctx.settings.top_p,
+                max_tokens=args.max_tokens or ctx.settings.max_tokens,
+                seed=args.seed,
+            ),
+        )
+        code = EXIT_OK
+        for prompt in prompts:
+            code = _one_turn(session, conv.id, prompt, args, choice, info, load_s)
+            if code != EXIT_OK:
+                break
+        return code
+    finally:
+        if ctx.settings.save_states_on_exit and engine.loaded and conv is not None:
+            try:
+                engine.save_states(str(ctx.paths.states_dir), [f"conv-{conv.id}"],
+                                   ctx.settings.saved_state_max_bytes)
+            except HearthError:
+                pass
+        engine.close()
+
+
+def _one_turn(session: ChatSession, conv_id: int, prompt: str, args: argparse.Namespace,
+              choice: Any, info: dict[str, Any], load_s: float) -> int:
+    out = sys.stdout
+    start_seq = session.store.message_count(conv_id)
+    finished = None
+    failed = None
+    in_thinking = False
+    for ev in session.send(conv_id, prompt):
+        if isinstance(ev, Delta):
+            if args.json:
+                continue
+            if ev.channel == "analysis":
+                if args.show_reasoning:
+                    if not in_thinking:
+                        out.write("[thinking] ")
+                        in_thinking = True
+                    out.write(ev.text)
+                    out.flush()
+                continue
+            if in_thinking:
+                out.write("\n[answer] ")
+                in_thinking = False
+            out.write(ev.text)
+            out.flush()
+        elif isinstance(ev, ToolCallEvent) and ev.result is not None and not args.json:
+            out.write(f"\n[tool] {ev.name}({ev.arguments}) -> {ev.result}\n")
+        elif isinstance(ev, ReplyFinished):
+            finished = ev
+        elif isinstance(ev, ReplyFailed):
+            failed = ev
+    if failed is not None:
+        _err(failed.error)
+        if args.json:
+            print(json.dumps({"error": failed.error, "kind": failed.kind, "conversation_id": conv_id}))
+        return EXIT_USAGE if failed.kind in ("context", "empty") else EXIT_FAIL
+    assert finished is not None
+    st = finished.stats
+    if not args.json:
+        out.write("\n")
+        out.flush()
+        return EXIT_OK
+    turn_msgs = session.store.messages(conv_id)[start_seq:]
+    reasoning = "".join(m.thinking for m in turn_msgs if m.role == "assistant")
+    record = {
+        "text": finished.message.content,
+        "tokens": st.get("completion_tokens", 0),
+        "tok_per_s": round(float(st.get("gen_tok_per_s", 0.0)), 3),
+        "ttft_ms": round(float(st.get("ttft_ms", 0.0)), 3),
+        "conversation_id": conv_id,
+        "message_id": finished.message.id,
+        "prompt_tokens": st.get("prompt_tokens", 0),
+        "prompt_tokens_evaluated": st.get("prompt_tokens_evaluated", 0),
+        "prompt_cache": st.get("prompt_cache"),
+        "stop_reason": st.get("stop_reason"),
+        "stopped": finished.message.status == "stopped",
+        "reasoning": reasoning,
+        "tool_calls": tool_calls_summary(turn_msgs),
+        "raw": st.get("raw", ""),
+        "citations": st.get("citations", []),
+        "n_ctx": st.get("n_ctx"),
+        "context_used": st.get("context_used"),
+        "model": info.get("name"),
+        "architecture": info.get("architecture"),
+        "load_s": round(load_s, 3),
+        "plan": choice.plan,
+        "load_params": choice.params,
+        "worker_rss_bytes": st.get("worker_peak_rss_bytes") or st.get("worker_rss_bytes"),
+    }
+    print(json.dumps(record, ensure_ascii=False))
+    sys.stdout.flush()
+    return EXIT_OK

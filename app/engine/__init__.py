@@ -1,0 +1,1 @@
+"""The inference engine: a worker process that alone owns llama.cpp, and its client."""
