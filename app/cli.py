@@ -115,7 +115,7 @@ def _add_optional_commands(sub: Any) -> None:
         add_plan_parser(sub)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, gui_runner: Any = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         argv, data_dir = split_data_dir(argv)
@@ -129,9 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.data_dir = data_dir or args.data_dir
     command = args.command or "gui"
     if command == "gui":
-        from app.gui_entry import run_gui  # imports Qt only for the GUI
-
-        return run_gui(args)
+        if gui_runner is None:
+            print("hearth: the desktop app starts with the 'hearth' command (this entry point is headless).",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        return int(gui_runner(args))
     from app.context import AppContext, setup_logging
 
     try:

@@ -10,6 +10,7 @@ and memory measurements. Used as a pytest plugin (``pytest_plugins =
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import logging
 import os
@@ -29,10 +30,11 @@ from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType, RopeScalingTyp
 from gguf.constants import GGML_QUANT_SIZES
 from gguf.quants import quantize
 
+from app.paths import APP_NAME
+
 logger = logging.getLogger(__name__)
 
 ARCH = "gpt-oss"
-APP_NAME = "Hearth"  # same as app.paths.APP_NAME; repeated so this module needs nothing from app/
 REAL_GPTOSS_20B_SIZE = 12_109_566_624  # ggml-org/gpt-oss-20b-GGUF gpt-oss-20b-MXFP4.gguf
 FULL_VOCAB_SIZE = 201_088
 FULL_SPECIALS_START = 199_998
@@ -446,6 +448,7 @@ def _full_plan(seed: int = 0) -> _Plan:
     )
 
 
+@functools.cache
 def full_gptoss_size() -> int:
     """Exact size in bytes of the file write_full_gptoss writes (about 12.1 GB)."""
     return _planned_size(_full_plan())

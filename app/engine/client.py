@@ -226,6 +226,11 @@ class EngineClient:
         msg = self._call(lambda rid: P.CountRequest(rid, [(s.text, s.special) for s in segments]))
         return int(msg.n_tokens)
 
+    def tokenize(self, segments: list[Segment]) -> list[int]:
+        """The exact token ids the engine feeds the model for these segments."""
+        msg = self._call(lambda rid: P.CountRequest(rid, [(s.text, s.special) for s in segments]))
+        return list(msg.tokens)
+
     def embed(self, texts: list[str]) -> list[list[float]]:
         return self._call(lambda rid: P.EmbedRequest(rid, list(texts))).vectors
 

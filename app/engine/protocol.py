@@ -113,6 +113,7 @@ class RequestFailed:
 class CountResult:
     req_id: int
     n_tokens: int
+    tokens: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

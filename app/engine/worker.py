@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import struct
 import sys
 import time
@@ -277,12 +278,20 @@ class Engine:
         llm = self.llm
         out: list[int] = []
         add_bos = bool(self.llama_cpp.llama_vocab_get_add_bos(self._vocab))
-        first = True
+        if add_bos:
+            out.append(llm.token_bos())
         for text, special in segments:
             if not text:
                 continue
-            out.extend(llm.tokenize(text.encode("utf-8"), add_bos=add_bos and first, special=special))
-            first = False
+            if special:
+                out.extend(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+                continue
+            # llama.cpp matches USER_DEFINED tokens even with special=False -- for
+            # gpt-oss that includes <|start|>, <|message|>, <|end|>, <|channel|> and
+            # <|constrain|>. Plain text is tokenized in pieces cut inside anything
+            # shaped like a special token, so it can never form one.
+            for piece in _plain_pieces(text):
+                out.extend(llm.tokenize(piece.encode("utf-8"), add_bos=False, special=False))
         return out
 
     def special_id(self, text: str) -> int | None:
@@ -576,7 +585,8 @@ class Engine:
         if self.llm is None:
             self._send(P.RequestFailed(req.req_id, "No model is loaded."))
             return
-        self._send(P.CountResult(req.req_id, len(self.tokenize(req.segments))))
+        ids = self.tokenize(req.segments)
+        self._send(P.CountResult(req.req_id, len(ids), ids))
 
     def embed(self, req: P.EmbedRequest) -> None:
         if self.llm is None:
@@ -627,6 +637,24 @@ class Engine:
                 self._send(P.StatsResult(req.req_id, {"saved": n}))
             elif isinstance(req, P.StatsRequest):
                 self.stats(req)
+
+
+_SPECIAL_SHAPE = re.compile(r"<\|[^<>|\s]{1,64}\|>")
+
+
+def _plain_pieces(text: str) -> list[str]:
+    """Split ``text`` so that no piece contains a whole ``<|...|>`` token text."""
+    pieces: list[str] = []
+    pos = 0
+    for m in _SPECIAL_SHAPE.finditer(text):
+        if m.start() > pos:
+            pieces.append(text[pos:m.start()])
+        pieces.append(m.group(0)[:-2])
+        pieces.append("|>")
+        pos = m.end()
+    if pos < len(text):
+        pieces.append(text[pos:])
+    return pieces
 
 
 def _explain_load_failure(path: str, exc: BaseException, log_tail: str) -> tuple[str, str]:

@@ -1,0 +1,71 @@
+# Hearth: `make run` starts the app, `make test` runs every test.
+# Both create .venv and install everything on first use (llama-cpp-python is
+# built from source for this machine's backend: Metal, CUDA or CPU).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BACKEND := $(shell sh packaging/detect-backend.sh)
+LLAMA_VERSION := 0.3.36
+
+ifeq ($(BACKEND),metal)
+  LLAMA_CMAKE_ARGS := -DGGML_METAL=on
+  LLAMA_PIP_FLAGS := --no-cache-dir
+else ifeq ($(BACKEND),cuda)
+  LLAMA_CMAKE_ARGS := -DGGML_CUDA=on
+  LLAMA_PIP_FLAGS := --no-cache-dir
+else
+  LLAMA_CMAKE_ARGS :=
+  LLAMA_PIP_FLAGS :=
+endif
+
+APP_STAMP := $(VENV)/.hearth-app-$(BACKEND)
+TEST_STAMP := $(VENV)/.hearth-test-$(BACKEND)
+
+.PHONY: run test test-fast bench bench-quick bundle clean help
+
+help:
+	@echo "make run          install (first time) and start Hearth"
+	@echo "make test         install (first time) and run every test"
+	@echo "make bench        full benchmarks (writes bench-results.json)"
+	@echo "make bench-quick  small-model benchmarks (< 5 min)"
+	@echo "make bundle       build the Linux bundle under dist/"
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' || \
+		{ echo "Hearth needs Python 3.10 or newer ($(PYTHON) is older)."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.llama-$(BACKEND): | $(VENV)/bin/python
+	@echo "Building llama-cpp-python $(LLAMA_VERSION) for the $(BACKEND) backend (a few minutes the first time)…"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install $(LLAMA_PIP_FLAGS) "llama-cpp-python==$(LLAMA_VERSION)"
+	@rm -f $(VENV)/.llama-*
+	touch $@
+
+$(APP_STAMP): pyproject.toml $(VENV)/.llama-$(BACKEND)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml $(APP_STAMP)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(APP_STAMP)
+	$(VENV)/bin/hearth
+
+test: $(TEST_STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(TEST_STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m tests.bench.run --full
+
+bench-quick: $(TEST_STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m tests.bench.run --quick
+
+bundle: $(TEST_STAMP)
+	$(PY) -m pip install --quiet "pyinstaller>=6.10"
+	$(PY) -m PyInstaller --noconfirm --clean --distpath dist --workpath build/pyinstaller packaging/hearth.spec
+
+clean:
+	rm -rf build dist *.egg-info

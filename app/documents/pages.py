@@ -1,0 +1,76 @@
+"""What extraction produces: pages of text with headings, and the reader interface."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Page:
+    """One page of text (``number`` is 1-based; None for formats without pages)."""
+
+    number: int | None
+    text: str
+    # (character offset in ``text``, heading) in order; a heading holds until the next one.
+    headings: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass
+class ExtractedDoc:
+    path: str
+    name: str
+    kind: str  # pdf | docx | text | markdown | html | csv | code
+    pages: list[Page]
+
+    @property
+    def n_chars(self) -> int:
+        return sum(len(p.text) for p in self.pages)
+
+
+class Extraction:
+    """An opened document whose pages can be read one at a time (PDFs are read lazily)."""
+
+    def __init__(self, path: str, name: str, kind: str, n_pages: int | None) -> None:
+        self.path = path
+        self.name = name
+        self.kind = kind
+        self.n_pages = n_pages
+
+    def iter_pages(self) -> Iterator[Page]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the reader holds; safe to call twice."""
+
+    def __enter__(self) -> "Extraction":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ListExtraction(Extraction):
+    def __init__(self, path: str, name: str, kind: str, pages: list[Page]) -> None:
+        super().__init__(path, name, kind, len(pages))
+        self._pages = pages
+
+    def iter_pages(self) -> Iterator[Page]:
+        yield from self._pages
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+_TRAILING_WS_RE = re.compile(r"[ \t]+\n")
+_BLANK_RUNS_RE = re.compile(r"\n{3,}")
+
+
+def normalize(text: str) -> str:
+    """One newline convention, no control characters, no trailing spaces or long blank runs."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n")
+    text = _CONTROL_RE.sub("", text)
+    text = _TRAILING_WS_RE.sub("\n", text)
+    text = _BLANK_RUNS_RE.sub("\n\n", text)
+    return text.rstrip().lstrip("\n")
+
+

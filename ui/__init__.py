@@ -1,0 +1,1 @@
+"""Hearth's desktop interface (PySide6). Talks to the core in app/ only."""

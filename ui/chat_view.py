@@ -1,0 +1,173 @@
+"""The conversation column: lazily rendered history plus the streaming reply."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+
+from app.storage.conversations import ConversationStore, Message
+from ui.message_widget import MessageWidget
+
+PAGE = 40  # messages rendered at a time; older ones load on demand
+MAX_COLUMN = 760
+
+
+class ChatView(QScrollArea):
+    regenerate_requested = Signal(int)
+    edit_requested = Signal(int)
+    retry_requested = Signal(int)
+
+    def __init__(self, store_factory: "callable", parent: QWidget | None = None) -> None:  # type: ignore[valid-type]
+        super().__init__(parent)
+        self._store_factory = store_factory
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setAccessibleName("Conversation")
+        outer = QWidget()
+        outer.setObjectName("chatCanvas")
+        self._outer_lay = QVBoxLayout(outer)
+        self._outer_lay.setContentsMargins(16, 16, 16, 16)
+        self.column = QWidget()
+        self.column.setMaximumWidth(MAX_COLUMN)
+        self._lay = QVBoxLayout(self.column)
+        self._lay.setContentsMargins(0, 0, 0, 0)
+        self._lay.setSpacing(10)
+        self.more_button = QPushButton("Show earlier messages")
+        self.more_button.setAccessibleName("Show earlier messages")
+        self.more_button.clicked.connect(self.load_earlier)
+        self.more_button.setVisible(False)
+        self._lay.addWidget(self.more_button)
+        self.empty_label = QLabel("")
+        self.empty_label.setObjectName("emptyState")
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._lay.addWidget(self.empty_label)
+        self._lay.addStretch(1)
+        self._outer_lay.addWidget(self.column, 0, Qt.AlignmentFlag.AlignHCenter)
+        self.setWidget(outer)
+        self.conversation_id: int | None = None
+        self.widgets: dict[int, MessageWidget] = {}
+        self._first_seq: int | None = None
+        self._stick_to_bottom = True
+        self.verticalScrollBar().valueChanged.connect(self._on_scroll_value_changed)
+        self.verticalScrollBar().rangeChanged.connect(self._on_scroll_range_changed)
+
+    @property
+    def store(self) -> ConversationStore:
+        return self._store_factory()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
+        super().resizeEvent(event)
+        self.column.setFixedWidth(min(MAX_COLUMN, max(200, self.viewport().width() - 32)))
+
+    # ---- content ---------------------------------------------------------
+
+    def clear(self) -> None:
+        for w in self.widgets.values():
+            self._lay.removeWidget(w)
+            w.deleteLater()
+        self.widgets.clear()
+        self._first_seq = None
+        self.more_button.setVisible(False)
+
+    def set_empty_text(self, text: str) -> None:
+        self.empty_label.setText(text)
+        self.empty_label.setVisible(bool(text) and not self.widgets)
+
+    def show_conversation(self, conversation_id: int | None) -> None:
+        self.clear()
+        self.conversation_id = conversation_id
+        if conversation_id is None:
+            self.set_empty_text(self.empty_label.text())
+            return
+        msgs = self.store.messages(conversation_id, limit=PAGE)
+        for m in msgs:
+            self._append_widget(m)
+        self._first_seq = msgs[0].seq if msgs else None
+        self.more_button.setVisible(bool(msgs) and msgs[0].seq > 0)
+        self.empty_label.setVisible(not msgs and bool(self.empty_label.text()))
+        self._stick_to_bottom = True
+        QTimer.singleShot(0, self.scroll_to_bottom)
+
+    def load_earlier(self) -> None:
+        if self.conversation_id is None or self._first_seq is None:
+            return
+        older = self.store.messages_before(self.conversation_id, self._first_seq, PAGE)
+        bar = self.verticalScrollBar()
+        old_max = bar.maximum()
+        for i, m in enumerate(older):
+            if m.role == "tool":
+                continue
+            w = self._make_widget(m)
+            self._lay.insertWidget(1 + i, w)
+        if older:
+            self._first_seq = older[0].seq
+        self.more_button.setVisible(bool(older) and older[0].seq > 0)
+        QTimer.singleShot(0, lambda: bar.setValue(bar.value() + bar.maximum() - old_max))
+
+    def _make_widget(self, m: Message) -> MessageWidget:
+        w = MessageWidget(m)
+        w.regenerate_requested.connect(self.regenerate_requested)
+        w.edit_requested.connect(self.edit_requested)
+        w.retry_requested.connect(self.retry_requested)
+        self.widgets[m.id] = w
+        return w
+
+    def _append_widget(self, m: Message) -> MessageWidget | None:
+        if m.role == "tool":
+            self._attach_tool_result(m)
+            return None
+        w = self._make_widget(m)
+        self._lay.insertWidget(self._lay.count() - 1, w)  # before the stretch
+        self.empty_label.setVisible(False)
+        if m.role == "assistant":
+            for tc in m.tool_calls:
+                fn = tc.get("function", {})
+                w.add_tool_event(tc.get("id", ""), fn.get("name", ""), str(fn.get("arguments", "")), None, True)
+        return w
+
+    def _attach_tool_result(self, m: Message) -> None:
+        for w in self.widgets.values():
+            if m.tool_call_id in w.tool_cards:
+                w.tool_cards[m.tool_call_id].set_result(m.content, True)
+
+    def add_message(self, m: Message) -> MessageWidget | None:
+        if m.id in self.widgets:
+            self.widgets[m.id].set_message(m)
+            return self.widgets[m.id]
+        return self._append_widget(m)
+
+    def message_widget(self, message_id: int) -> MessageWidget | None:
+        return self.widgets.get(message_id)
+
+    def remove_from(self, message_id: int) -> None:
+        """Drop the widget for ``message_id`` and every widget after it."""
+        ids = list(self.widgets)
+        if message_id not in ids:
+            return
+        for mid in ids[ids.index(message_id):]:
+            w = self.widgets.pop(mid)
+            self._lay.removeWidget(w)
+            w.deleteLater()
+
+    def remove_after(self, message_id: int) -> None:
+        ids = list(self.widgets)
+        if message_id in ids and ids.index(message_id) + 1 < len(ids):
+            self.remove_from(ids[ids.index(message_id) + 1])
+
+    # ---- scrolling -------------------------------------------------------
+
+    def scroll_to_bottom(self) -> None:
+        bar = self.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def _on_scroll_value_changed(self, value: int) -> None:
+        bar = self.verticalScrollBar()
+        self._stick_to_bottom = value >= bar.maximum() - 24
+        if value == 0 and self.more_button.isVisible() and bar.maximum() > 0:
+            self.load_earlier()
+
+    def _on_scroll_range_changed(self, _min: int, _max: int) -> None:
+        if self._stick_to_bottom:
+            self.scroll_to_bottom()

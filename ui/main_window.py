@@ -1,0 +1,511 @@
+"""The main window: sidebar, chat column, header with the model, status bar."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
+    QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget,
+)
+
+from app.context import AppContext
+from app.errors import HearthError
+from app.storage.conversations import Message
+from ui.chat_view import ChatView
+from ui.composer import Composer
+from ui.controller import ChatController
+from ui.sidebar import Sidebar
+
+log = logging.getLogger(__name__)
+
+NO_MODEL_TEXT = (
+    "<h2>Welcome to Hearth</h2>"
+    "<p>No model is loaded yet. Choose <b>File › Open model…</b> or drop a <code>.gguf</code> file "
+    "on this window to start chatting. Everything runs on this computer; nothing is sent anywhere.</p>"
+)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, ctx: AppContext, *, initial_model: str | None = None) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.setWindowTitle("Hearth")
+        self.setAcceptDrops(True)
+        self.resize(1100, 760)
+        self.controller = ChatController(ctx, self)
+        self.conversation_id: int | None = None
+        self._editing_message_id: int | None = None
+        self._deleted: tuple[Any, list[Message]] | None = None
+        self._build()
+        self._connect()
+        self.sidebar.refresh()
+        self._restore_window()
+        if initial_model:
+            QTimer.singleShot(0, lambda: self.open_model(initial_model))
+
+    # ---- layout ----------------------------------------------------------
+
+    def _build(self) -> None:
+        self.sidebar = Sidebar(lambda: self.ctx.store)
+        self.chat_view = ChatView(lambda: self.ctx.store)
+        self.chat_view.set_empty_text(NO_MODEL_TEXT)
+        self.composer = Composer()
+
+        header = QWidget()
+        header.setObjectName("header")
+        hl = QHBoxLayout(header)
+        hl.setContentsMargins(16, 8, 16, 8)
+        self.model_label = QLabel("No model loaded")
+        self.model_label.setObjectName("modelLabel")
+        self.model_label.setAccessibleName("Current model")
+        hl.addWidget(self.model_label)
+        self.load_progress = QProgressBar()
+        self.load_progress.setRange(0, 100)
+        self.load_progress.setFixedWidth(160)
+        self.load_progress.setVisible(False)
+        self.load_progress.setAccessibleName("Model loading progress")
+        hl.addWidget(self.load_progress)
+        self.reload_button = QPushButton("Reload model")
+        self.reload_button.setAccessibleName("Reload model")
+        self.reload_button.setVisible(False)
+        hl.addWidget(self.reload_button)
+        hl.addStretch(1)
+        self.open_button = QPushButton("Open model…")
+        self.open_button.setAccessibleName("Open model")
+        hl.addWidget(self.open_button)
+        self.eject_button = QToolButton()
+        self.eject_button.setText("⏏")
+        self.eject_button.setToolTip("Unload the model and free its memory")
+        self.eject_button.setAccessibleName("Unload model")
+        self.eject_button.setEnabled(False)
+        hl.addWidget(self.eject_button)
+
+        self.edit_banner = QLabel("Editing a message: Enter resends it and replaces the replies after it. Esc cancels.")
+        self.edit_banner.setObjectName("editBanner")
+        self.edit_banner.setVisible(False)
+
+        chat_page = QWidget()
+        cl = QVBoxLayout(chat_page)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.setSpacing(0)
+        cl.addWidget(header)
+        cl.addWidget(self.chat_view, 1)
+        cl.addWidget(self.edit_banner)
+        cl.addWidget(self.composer)
+
+        self.pages = QStackedWidget()
+        self.pages.addWidget(chat_page)
+        self.chat_page = chat_page
+        self.splitter = QSplitter()
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(self.pages)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([260, 840])
+        self.setCentralWidget(self.splitter)
+
+        sb = self.statusBar()
+        self.status_backend = QLabel("")
+        self.status_memory = QLabel("")
+        self.status_offline = QLabel("🛡 Offline" if self.ctx.settings.offline else "")
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.setVisible(False)
+        self.undo_button.setAccessibleName("Undo delete")
+        sb.addPermanentWidget(self.undo_button)
+        sb.addPermanentWidget(self.status_backend)
+        sb.addPermanentWidget(self.status_memory)
+        sb.addPermanentWidget(self.status_offline)
+        self._undo_timer = QTimer(self)
+        self._undo_timer.setSingleShot(True)
+        self._undo_timer.setInterval(10000)
+        self._undo_timer.timeout.connect(self._forget_deleted)
+
+        m = self.menuBar()
+        fm = m.addMenu("&File")
+        self.action_new = self._action(fm, "&New chat", self.new_chat, QKeySequence.StandardKey.New)
+        self._action(fm, "&Open model…", self.choose_model, QKeySequence("Ctrl+O"))
+        self._action(fm, "&Unload model", self.controller.unload)
+        fm.addSeparator()
+        self._action(fm, "Export chat as &Markdown…", lambda: self.export(self.conversation_id, "markdown"))
+        self._action(fm, "Export chat as &JSON…", lambda: self.export(self.conversation_id, "json"))
+        fm.addSeparator()
+        self._action(fm, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        cm = m.addMenu("&Chat")
+        self._action(cm, "&Search chats", self._focus_search, QKeySequence("Ctrl+K"))
+        self._action(cm, "&Focus message box", self.composer.focus, QKeySequence("Ctrl+L"))
+        self._action(cm, "S&top generating", self.controller.stop, QKeySequence("Ctrl+."))
+        self._action(cm, "&Regenerate reply", self.regenerate, QKeySequence("Ctrl+R"))
+        self.view_menu = m.addMenu("&View")
+        self._action(self.view_menu, "&Chat", lambda: self.show_page(self.chat_page), QKeySequence("Ctrl+1"))
+        hm = m.addMenu("&Help")
+        self._action(hm, "Open &logs folder", self.open_logs)
+        self._action(hm, "&About Hearth", self.about)
+
+    def _action(self, menu: Any, text: str, slot: Any, shortcut: Any = None) -> QAction:
+        a = QAction(text, self)
+        if shortcut is not None:
+            a.setShortcut(shortcut)
+        a.triggered.connect(slot)
+        menu.addAction(a)
+        return a
+
+    def add_page(self, title: str, widget: QWidget, shortcut: str | None = None) -> None:
+        """Add a page (Models, Hardware, Settings) reachable from the View menu."""
+        self.pages.addWidget(widget)
+        self._action(self.view_menu, title, lambda: self.show_page(widget),
+                     QKeySequence(shortcut) if shortcut else None)
+
+    def show_page(self, widget: QWidget) -> None:
+        self.pages.setCurrentWidget(widget)
+
+    def _connect(self) -> None:
+        c = self.controller
+        c.model_loading.connect(self._on_controller_model_loading)
+        c.model_loaded.connect(self._on_controller_model_loaded)
+        c.model_failed.connect(self._on_controller_model_failed)
+        c.model_unloaded.connect(self._on_controller_model_unloaded)
+        c.reply_started.connect(self._on_controller_reply_started)
+        c.reply_delta.connect(self._on_controller_reply_delta)
+        c.tool_event.connect(self._on_controller_tool_event)
+        c.reply_finished.connect(self._on_controller_reply_finished)
+        c.reply_failed.connect(self._on_controller_reply_failed)
+        c.busy_changed.connect(self._on_controller_busy_changed)
+        c.error.connect(self.show_error)
+        self.sidebar.conversation_selected.connect(self.open_conversation)
+        self.sidebar.new_chat_requested.connect(self.new_chat)
+        self.sidebar.rename_requested.connect(self.rename)
+        self.sidebar.delete_requested.connect(self.delete)
+        self.sidebar.export_requested.connect(self.export)
+        self.composer.send_requested.connect(self.send)
+        self.composer.stop_requested.connect(self._on_composer_stop)
+        self.composer.reasoning_changed.connect(self._on_composer_reasoning_changed)
+        self.chat_view.regenerate_requested.connect(lambda _mid: self.regenerate())
+        self.chat_view.retry_requested.connect(lambda _mid: self.regenerate())
+        self.chat_view.edit_requested.connect(self.start_edit)
+        self.open_button.clicked.connect(self.choose_model)
+        self.eject_button.clicked.connect(self.controller.unload)
+        self.reload_button.clicked.connect(self.reload_model)
+        self.undo_button.clicked.connect(self.undo_delete)
+
+    # ---- models ----------------------------------------------------------
+
+    def choose_model(self) -> None:
+        start = str(self.ctx.models_dir) if Path(self.ctx.models_dir).exists() else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, "GGUF models (*.gguf);;All files (*)")
+        if path:
+            self.open_model(path)
+
+    def open_model(self, path: str) -> None:
+        self.reload_button.setVisible(False)
+        self.controller.load_model(path)
+
+    def reload_model(self) -> None:
+        path = self.controller.model_path or self.ctx.settings.last_model
+        if path:
+            self.open_model(path)
+
+    def _on_controller_model_loading(self, path: str, frac: float) -> None:
+        self.model_label.setText(f"Loading {Path(path).name}…")
+        self.load_progress.setVisible(True)
+        self.load_progress.setValue(int(frac * 100))
+        self.eject_button.setEnabled(False)
+
+    def _on_controller_model_loaded(self, info: dict) -> None:
+        self.load_progress.setVisible(False)
+        name = info.get("name") or Path(info.get("path", "")).name
+        backend = "GPU" if info.get("gpu_offload") and (self.controller.load_choice and
+                                                         self.controller.load_choice.params.get("n_gpu_layers")) else "CPU"
+        self.model_label.setText(f"{name}  ● loaded · {backend}")
+        self.model_label.setToolTip(info.get("path", ""))
+        self.status_backend.setText(f"Backend: {backend}")
+        rss = info.get("rss_bytes") or 0
+        self.status_memory.setText(f"Model memory: {rss / 2**30:.1f} GB" if rss else "")
+        self.eject_button.setEnabled(True)
+        harmony = info.get("architecture") == "gpt-oss"
+        self.composer.reasoning.setVisible(harmony)
+        self.composer.set_context(0, info.get("n_ctx"))
+        self.chat_view.set_empty_text("Start the conversation below." if not self.chat_view.widgets else "")
+
+    def _on_controller_model_failed(self, path: str, message: str) -> None:
+        self.load_progress.setVisible(False)
+        self.model_label.setText("No model loaded")
+        self.eject_button.setEnabled(False)
+        self.show_error(message)
+
+    def _on_controller_model_unloaded(self, reason: str) -> None:
+        self.eject_button.setEnabled(False)
+        self.status_memory.setText("")
+        if reason:
+            self.model_label.setText("⚠ The model process stopped")
+            self.model_label.setToolTip(reason)
+            self.reload_button.setVisible(True)
+        else:
+            self.model_label.setText("No model loaded")
+
+    # ---- conversations ---------------------------------------------------
+
+    def new_chat(self) -> None:
+        self.conversation_id = None
+        self.sidebar.select(None, emit=False)
+        self.chat_view.show_conversation(None)
+        self.chat_view.set_empty_text(NO_MODEL_TEXT if not self.controller.loaded else "Start the conversation below.")
+        self.composer.set_reasoning(self.ctx.settings.reasoning_effort, self.composer.reasoning.isVisible())
+        self.composer.focus()
+
+    def open_conversation(self, conversation_id: int) -> None:
+        if self.controller.generating and conversation_id != self.conversation_id:
+            self.controller.stop()
+        self.cancel_edit()
+        self.conversation_id = conversation_id
+        try:
+            conv = self.ctx.store.get(conversation_id)
+        except KeyError:
+            self.new_chat()
+            return
+        self.chat_view.show_conversation(conversation_id)
+        self.composer.set_reasoning(conv.reasoning_effort, self.composer.reasoning.isVisible())
+        last = self.ctx.store.messages(conversation_id, limit=1)
+        if last and last[0].stats:
+            self.composer.set_context(last[0].stats.get("context_used"), last[0].stats.get("n_ctx"))
+        self.ctx.settings.extra["last_conversation"] = conversation_id
+
+    def _ensure_conversation(self) -> int:
+        if self.conversation_id is None:
+            conv = self.ctx.store.create(
+                model=self.controller.model_path, reasoning_effort=self.ctx.settings.reasoning_effort,
+                system_prompt=self.ctx.settings.system_prompt,
+            )
+            self.conversation_id = conv.id
+            effort = ("low", "medium", "high")[self.composer.reasoning.currentIndex()]
+            self.ctx.store.update(conv.id, reasoning_effort=effort)
+            self.chat_view.conversation_id = conv.id
+        return self.conversation_id
+
+    def send(self, text: str) -> None:
+        if not self.controller.loaded:
+            self.show_error("No model is loaded. Open a model first (File › Open model…).")
+            return
+        if self._editing_message_id is not None:
+            mid = self._editing_message_id
+            cid = self._ensure_conversation()
+            if self.controller.edit_and_resend(cid, mid, text):
+                self.chat_view.remove_after(mid)
+                w = self.chat_view.message_widget(mid)
+                if w is not None:
+                    w.set_message(self.ctx.store.get_message(mid))
+                self.composer.set_text("")
+                self.cancel_edit()
+            return
+        cid = self._ensure_conversation()
+        if self.controller.send(cid, text):
+            self.composer.set_text("")  # the text is committed to the database by the turn
+            self.sidebar.select(cid, emit=False)
+
+    def regenerate(self) -> None:
+        if self.conversation_id is None or self.controller.generating:
+            return
+        msgs = self.ctx.store.messages(self.conversation_id)
+        last_user = max((m for m in msgs if m.role == "user"), key=lambda m: m.seq, default=None)
+        if last_user is None:
+            return
+        if self.controller.regenerate(self.conversation_id):
+            self.chat_view.remove_after(last_user.id)
+
+    def start_edit(self, message_id: int) -> None:
+        if self.controller.generating:
+            return
+        m = self.ctx.store.get_message(message_id)
+        self._editing_message_id = message_id
+        self.composer.set_text(m.content)
+        self.edit_banner.setVisible(True)
+        self.composer.focus()
+
+    def cancel_edit(self) -> None:
+        if self._editing_message_id is not None:
+            self._editing_message_id = None
+            self.edit_banner.setVisible(False)
+            self.composer.set_text("")
+
+    def _on_composer_stop(self) -> None:
+        if self.controller.generating:
+            self.controller.stop()
+        else:
+            self.cancel_edit()
+
+    def _on_composer_reasoning_changed(self, effort: str) -> None:
+        if self.conversation_id is not None:
+            self.ctx.store.update(self.conversation_id, reasoning_effort=effort)
+
+    def rename(self, conversation_id: int) -> None:
+        conv = self.ctx.store.get(conversation_id)
+        title, ok = QInputDialog.getText(self, "Rename chat", "Title:", text=conv.title)
+        if ok and title.strip():
+            self.ctx.store.rename(conversation_id, title)
+            self.sidebar.refresh()
+
+    def delete(self, conversation_id: int) -> None:
+        if self.controller.generating and conversation_id == self.conversation_id:
+            self.controller.stop()
+        store = self.ctx.store
+        conv = store.get(conversation_id)
+        self._deleted = (conv, store.messages(conversation_id))
+        store.delete(conversation_id)
+        if conversation_id == self.conversation_id:
+            self.new_chat()
+        self.sidebar.refresh()
+        self.statusBar().showMessage(f"Deleted “{conv.title}”", 10000)
+        self.undo_button.setVisible(True)
+        self._undo_timer.start()
+
+    def undo_delete(self) -> None:
+        if self._deleted is None:
+            return
+        conv, msgs = self._deleted
+        self.ctx.store.restore(conv, msgs)
+        self._forget_deleted()
+        self.sidebar.refresh()
+        self.sidebar.select(conv.id)
+
+    def _forget_deleted(self) -> None:
+        self._deleted = None
+        self.undo_button.setVisible(False)
+        self.statusBar().clearMessage()
+
+    def export(self, conversation_id: int | None, fmt: str) -> None:
+        if conversation_id is None:
+            return
+        conv = self.ctx.store.get(conversation_id)
+        suffix = ".md" if fmt == "markdown" else ".json"
+        safe = "".join(ch if ch.isalnum() or ch in " -_" else "_" for ch in conv.title).strip() or "chat"
+        path, _ = QFileDialog.getSaveFileName(self, "Export chat", str(Path.home() / f"{safe}{suffix}"))
+        if not path:
+            return
+        text = (self.ctx.store.export_markdown(conversation_id) if fmt == "markdown"
+                else self.ctx.store.export_json(conversation_id))
+        try:
+            Path(path).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            self.show_error(f"Could not write {path}: {exc.strerror or exc}")
+
+    # ---- streaming -------------------------------------------------------
+
+    def _on_controller_reply_started(self, conversation_id: int, message_id: int) -> None:
+        if conversation_id != self.conversation_id:
+            return
+        if self.chat_view.conversation_id != conversation_id:
+            self.chat_view.show_conversation(conversation_id)
+        # the user message (if new) and the empty reply
+        for m in self.ctx.store.messages(conversation_id, limit=3):
+            if m.id not in self.chat_view.widgets:
+                self.chat_view.add_message(m)
+        self.sidebar.refresh()
+
+    def _on_controller_reply_delta(self, message_id: int, channel: str, text: str) -> None:
+        w = self.chat_view.message_widget(message_id)
+        if w is not None:
+            w.append(channel, text)
+
+    def _on_controller_tool_event(self, ev: Any) -> None:
+        w = self.chat_view.message_widget(ev.message_id)
+        if w is not None:
+            w.add_tool_event(ev.call_id, ev.name, ev.arguments, ev.result, ev.ok)
+
+    def _on_controller_reply_finished(self, message: Message, stats: dict) -> None:
+        w = self.chat_view.message_widget(message.id)
+        if w is not None:
+            w.set_message(message)
+        self.composer.set_context(stats.get("context_used"), stats.get("n_ctx"))
+        self.sidebar.refresh()
+
+    def _on_controller_reply_failed(self, message_id: Any, error: str, kind: str) -> None:
+        if message_id is not None:
+            w = self.chat_view.message_widget(int(message_id))
+            if w is not None:
+                try:
+                    w.set_message(self.ctx.store.get_message(int(message_id)))
+                except KeyError:
+                    w.set_status("error", error)
+        if kind in ("context", "empty") or message_id is None:
+            self.show_error(error)
+
+    def _on_controller_busy_changed(self, busy: bool) -> None:
+        self.composer.set_busy(busy)
+
+    # ---- misc ------------------------------------------------------------
+
+    def _focus_search(self) -> None:
+        self.sidebar.search.setFocus()
+        self.sidebar.search.selectAll()
+
+    def show_error(self, message: str) -> None:
+        log.warning("shown to user: %s", message)
+        self.statusBar().showMessage(message, 15000)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Hearth", message, QMessageBox.StandardButton.Ok, self)
+        box.setModal(False)
+        box.show()
+        self._last_error_box = box
+
+    def open_logs(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.ctx.paths.log_dir)))
+
+    def about(self) -> None:
+        from app import __version__
+
+        QMessageBox.about(self, "About Hearth",
+                          f"<b>Hearth {__version__}</b><p>Private, offline chat with gpt-oss and other GGUF "
+                          "models. Nothing you type leaves this computer.</p>")
+
+    # ---- drag and drop ---------------------------------------------------
+
+    def dragEnterEvent(self, e: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if e.mimeData().hasUrls():
+            e.acceptProposedAction()
+
+    def dropEvent(self, e: QDropEvent) -> None:  # noqa: N802 - Qt override
+        paths = [u.toLocalFile() for u in e.mimeData().urls() if u.isLocalFile()]
+        models = [p for p in paths if p.lower().endswith(".gguf")]
+        if models:
+            self.open_model(models[0])
+            e.acceptProposedAction()
+            return
+        others = [p for p in paths if not p.lower().endswith(".gguf")]
+        if others and hasattr(self, "attach_files"):
+            self.attach_files(others)
+            e.acceptProposedAction()
+
+    # ---- window state ----------------------------------------------------
+
+    def _qsettings(self) -> QSettings:
+        return QSettings(str(self.ctx.paths.config_dir / "window.ini"), QSettings.Format.IniFormat)
+
+    def _restore_window(self) -> None:
+        qs = self._qsettings()
+        geo = qs.value("geometry")
+        if isinstance(geo, QByteArray):
+            self.restoreGeometry(geo)
+        split = qs.value("splitter")
+        if isinstance(split, QByteArray):
+            self.splitter.restoreState(split)
+        last = self.ctx.settings.extra.get("last_conversation")
+        if isinstance(last, int):
+            try:
+                self.ctx.store.get(last)
+            except KeyError:
+                return
+            self.sidebar.select(last)
+
+    def closeEvent(self, e: Any) -> None:  # noqa: N802 - Qt override
+        qs = self._qsettings()
+        qs.setValue("geometry", self.saveGeometry())
+        qs.setValue("splitter", self.splitter.saveState())
+        qs.sync()
+        try:
+            self.ctx.save_settings()
+        except HearthError as exc:
+            log.warning("%s", exc)
+        self.controller.shutdown()
+        super().closeEvent(e)

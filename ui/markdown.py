@@ -1,0 +1,76 @@
+"""Markdown to Qt rich text, split into prose and code blocks.
+
+Code blocks become their own widgets (with a copy button), so the renderer
+returns a list of blocks rather than one HTML string.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from functools import lru_cache
+
+from markdown_it import MarkdownIt
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import TextLexer, get_lexer_by_name, guess_lexer
+from pygments.util import ClassNotFound
+
+
+@dataclass(frozen=True)
+class Block:
+    kind: str  # "html" | "code"
+    html: str
+    code: str = ""
+    language: str = ""
+
+
+@lru_cache(maxsize=1)
+def _md() -> MarkdownIt:
+    return MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True}).enable("table").enable(
+        "strikethrough"
+    )
+
+
+_TABLE_STYLE = (
+    "<style>table{border-collapse:collapse;margin:4px 0}"
+    "td,th{border:1px solid #8884;padding:3px 8px}th{font-weight:600}"
+    "code{font-family:monospace;background-color:rgba(127,127,127,0.15)}"
+    "p{margin:0 0 6px 0}</style>"
+)
+
+
+def highlight_code(code: str, language: str, dark: bool = False) -> str:
+    try:
+        lexer = get_lexer_by_name(language) if language else guess_lexer(code)
+    except ClassNotFound:
+        lexer = TextLexer()
+    style = "monokai" if dark else "friendly"
+    fmt = HtmlFormatter(noclasses=True, nowrap=True, style=style)
+    body = highlight(code, lexer, fmt)
+    return f'<pre style="margin:0;font-family:monospace;white-space:pre-wrap">{body}</pre>'
+
+
+def render_blocks(text: str, *, dark: bool = False) -> list[Block]:
+    """Split Markdown into HTML prose blocks and highlighted code blocks."""
+    md = _md()
+    tokens = md.parse(text)
+    blocks: list[Block] = []
+    pending = []
+    for tok in tokens:
+        if tok.type in ("fence", "code_block") and tok.level == 0:
+            if pending:
+                blocks.append(Block("html", _TABLE_STYLE + md.renderer.render(pending, md.options, {})))
+                pending = []
+            lang = (tok.info or "").strip().split(" ")[0]
+            blocks.append(Block("code", highlight_code(tok.content.rstrip("\n"), lang, dark), tok.content, lang))
+        else:
+            pending.append(tok)
+    if pending:
+        blocks.append(Block("html", _TABLE_STYLE + md.renderer.render(pending, md.options, {})))
+    return blocks
+
+
+def plain_html(text: str) -> str:
+    """User text shown as typed (no Markdown interpretation)."""
+    return html.escape(text).replace("\n", "<br>")

@@ -1,0 +1,352 @@
+"""One message in the chat: Markdown answer, thinking panel, tool cards, footer, actions."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget,
+)
+
+from app.storage.conversations import Message
+from ui.markdown import plain_html, render_blocks
+
+
+def _label(text: str = "", *, rich: bool = True, selectable: bool = True) -> QLabel:
+    lab = QLabel(text)
+    lab.setWordWrap(True)
+    lab.setTextFormat(Qt.TextFormat.RichText if rich else Qt.TextFormat.PlainText)
+    flags = Qt.TextInteractionFlag.LinksAccessibleByMouse
+    if selectable:
+        flags |= Qt.TextInteractionFlag.TextSelectableByMouse
+    lab.setTextInteractionFlags(flags)
+    lab.setOpenExternalLinks(False)
+    lab.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+    return lab
+
+
+class CodeBlock(QFrame):
+    """A highlighted code block with its own Copy button."""
+
+    def __init__(self, html: str, code: str, language: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("codeBlock")
+        self.code = code
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 4, 8, 8)
+        head = QHBoxLayout()
+        lang = QLabel(language or "code")
+        lang.setObjectName("codeLang")
+        head.addWidget(lang)
+        head.addStretch(1)
+        self.copy_button = QToolButton()
+        self.copy_button.setText("Copy")
+        self.copy_button.setAccessibleName("Copy code")
+        self.copy_button.clicked.connect(self._copy)
+        head.addWidget(self.copy_button)
+        lay.addLayout(head)
+        self.body = _label(html)
+        self.body.setObjectName("codeBody")
+        lay.addWidget(self.body)
+
+    def set_content(self, html: str, code: str) -> None:
+        self.code = code
+        self.body.setText(html)
+
+    def _copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.code)
+        self.copy_button.setText("Copied")
+
+
+class MarkdownView(QWidget):
+    """Renders Markdown as a column of prose labels and code blocks; updates in place."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._lay = QVBoxLayout(self)
+        self._lay.setContentsMargins(0, 0, 0, 0)
+        self._lay.setSpacing(6)
+        self._widgets: list[tuple[str, QWidget]] = []
+        self.text = ""
+
+    def set_markdown(self, text: str) -> None:
+        self.text = text
+        blocks = render_blocks(text)
+        for i, b in enumerate(blocks):
+            if i < len(self._widgets) and self._widgets[i][0] == b.kind:
+                w = self._widgets[i][1]
+                if b.kind == "code":
+                    assert isinstance(w, CodeBlock)
+                    if w.code != b.code:
+                        w.set_content(b.html, b.code)
+                else:
+                    assert isinstance(w, QLabel)
+                    if w.text() != b.html:
+                        w.setText(b.html)
+                continue
+            for _, old in self._widgets[i:]:
+                old.deleteLater()
+            del self._widgets[i:]
+            w = CodeBlock(b.html, b.code, b.language) if b.kind == "code" else _label(b.html)
+            self._lay.addWidget(w)
+            self._widgets.append((b.kind, w))
+        for _, old in self._widgets[len(blocks):]:
+            old.deleteLater()
+        del self._widgets[len(blocks):]
+
+
+class ThinkingPanel(QWidget):
+    """Collapsible 'Thinking…' section: open while reasoning, 'Thought for N s' after."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.toggle = QToolButton()
+        self.toggle.setObjectName("thinkingToggle")
+        self.toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.toggle.setArrowType(Qt.ArrowType.DownArrow)
+        self.toggle.setCheckable(True)
+        self.toggle.setChecked(True)
+        self.toggle.setAccessibleName("Show or hide the model's thinking")
+        self.toggle.toggled.connect(self._on_toggle_toggled)
+        lay.addWidget(self.toggle)
+        self.body = _label("", rich=False)
+        self.body.setObjectName("thinkingBody")
+        lay.addWidget(self.body)
+        self.text = ""
+        self.started = time.monotonic()
+        self.seconds: float | None = None
+        self._update_title()
+
+    def _update_title(self) -> None:
+        if self.seconds is None:
+            self.toggle.setText("Thinking…")
+        else:
+            self.toggle.setText(f"Thought for {max(1, round(self.seconds))} s")
+
+    def append(self, text: str) -> None:
+        self.text += text
+        self.body.setText(self.text)
+
+    def set_text(self, text: str) -> None:
+        self.text = text
+        self.body.setText(text)
+
+    def finish(self, seconds: float | None = None) -> None:
+        if self.seconds is None:
+            self.seconds = seconds if seconds is not None else time.monotonic() - self.started
+        self._update_title()
+        self.toggle.setChecked(False)
+
+    @property
+    def expanded(self) -> bool:
+        return self.toggle.isChecked()
+
+    def _on_toggle_toggled(self, on: bool) -> None:
+        self.body.setVisible(on)
+        self.toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+
+
+class ToolCard(QFrame):
+    """🔧 name(args) → result; click to see the full arguments and result."""
+
+    def __init__(self, name: str, arguments: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("toolCard")
+        self.name, self.arguments = name, arguments
+        self.result: str | None = None
+        self.ok = True
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 4, 8, 4)
+        self.header = QToolButton()
+        self.header.setCheckable(True)
+        self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.header.setAccessibleName(f"Tool call {name}")
+        self.header.toggled.connect(self._on_header_toggled)
+        lay.addWidget(self.header)
+        self.detail = _label("", rich=False)
+        self.detail.setVisible(False)
+        lay.addWidget(self.detail)
+        self._refresh()
+
+    def _short(self, s: str, n: int = 60) -> str:
+        s = " ".join(s.split())
+        return s if len(s) <= n else s[: n - 1] + "…"
+
+    def _refresh(self) -> None:
+        args = self.arguments
+        try:
+            parsed = json.loads(args)
+            if isinstance(parsed, dict) and len(parsed) == 1:
+                args = str(next(iter(parsed.values())))
+        except (ValueError, TypeError):
+            pass
+        head = f"🔧 {self.name}({self._short(args, 40)})"
+        if self.result is None:
+            head += " …"
+        else:
+            head += (" → " if self.ok else " ✗ ") + self._short(self.result)
+        self.header.setText(head)
+        self.detail.setText(f"Arguments:\n{self.arguments}\n\nResult:\n{self.result or ''}")
+
+    def set_result(self, result: str, ok: bool) -> None:
+        self.result, self.ok = result, ok
+        self._refresh()
+
+    def _on_header_toggled(self, on: bool) -> None:
+        self.detail.setVisible(on)
+
+
+class MessageWidget(QFrame):
+    """A user bubble or an assistant reply with hover actions."""
+
+    copy_requested = Signal(int)
+    regenerate_requested = Signal(int)
+    edit_requested = Signal(int)
+    retry_requested = Signal(int)
+
+    def __init__(self, message: Message, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.message = message
+        self.message_id = message.id
+        self.role = message.role
+        self.setObjectName("userMessage" if message.role == "user" else "assistantMessage")
+        self.setAccessibleName("Your message" if message.role == "user" else "Assistant's reply")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(12, 8, 12, 8)
+        lay.setSpacing(6)
+        self.thinking: ThinkingPanel | None = None
+        self.tool_cards: dict[str, ToolCard] = {}
+        self._content_text = ""
+        self._thinking_started: float | None = None
+        if message.role == "user":
+            self.body = _label(plain_html(message.content))
+            self.body.setObjectName("userBody")
+            lay.addWidget(self.body)
+            self.markdown = None
+        else:
+            self._tool_box = QVBoxLayout()
+            self._tool_box.setSpacing(4)
+            self.markdown = MarkdownView()
+            lay.addLayout(self._tool_box)
+            lay.addWidget(self.markdown)
+            self.body = None
+        self.error_row = QWidget()
+        er = QHBoxLayout(self.error_row)
+        er.setContentsMargins(0, 0, 0, 0)
+        self.error_label = _label("", rich=False)
+        self.error_label.setObjectName("errorLabel")
+        self.retry_button = QPushButton("Retry")
+        self.retry_button.setAccessibleName("Retry this reply")
+        self.retry_button.clicked.connect(lambda: self.retry_requested.emit(self.message_id))
+        er.addWidget(self.error_label, 1)
+        er.addWidget(self.retry_button)
+        self.error_row.setVisible(False)
+        lay.addWidget(self.error_row)
+        # footer: stats + actions
+        foot = QHBoxLayout()
+        foot.setContentsMargins(0, 0, 0, 0)
+        self.footer = QLabel("")
+        self.footer.setObjectName("messageFooter")
+        foot.addWidget(self.footer)
+        foot.addStretch(1)
+        self.copy_button = QToolButton()
+        self.copy_button.setText("Copy")
+        self.copy_button.setAccessibleName("Copy message")
+        self.copy_button.clicked.connect(self._copy)
+        foot.addWidget(self.copy_button)
+        if message.role == "user":
+            self.edit_button = QToolButton()
+            self.edit_button.setText("Edit")
+            self.edit_button.setAccessibleName("Edit and resend")
+            self.edit_button.clicked.connect(lambda: self.edit_requested.emit(self.message_id))
+            foot.addWidget(self.edit_button)
+        else:
+            self.regen_button = QToolButton()
+            self.regen_button.setText("Regenerate")
+            self.regen_button.setAccessibleName("Regenerate reply")
+            self.regen_button.clicked.connect(lambda: self.regenerate_requested.emit(self.message_id))
+            foot.addWidget(self.regen_button)
+        lay.addLayout(foot)
+        self.set_message(message)
+
+    # ---- content ---------------------------------------------------------
+
+    def set_message(self, m: Message) -> None:
+        self.message = m
+        if m.role == "user":
+            assert self.body is not None
+            self.body.setText(plain_html(m.content))
+        else:
+            if m.thinking:
+                panel = self._ensure_thinking()
+                panel.set_text(m.thinking)
+                if m.status != "streaming":
+                    panel.finish(m.stats.get("thinking_s") if m.stats else None)
+            self._content_text = m.content
+            assert self.markdown is not None
+            self.markdown.set_markdown(m.content)
+        self.set_status(m.status, m.error, m.stats)
+
+    def _ensure_thinking(self) -> ThinkingPanel:
+        if self.thinking is None:
+            self.thinking = ThinkingPanel()
+            lay = self.layout()
+            assert isinstance(lay, QVBoxLayout)
+            lay.insertWidget(0, self.thinking)
+        return self.thinking
+
+    def append(self, channel: str, text: str) -> None:
+        if channel == "analysis":
+            if self._thinking_started is None:
+                self._thinking_started = time.monotonic()
+            self._ensure_thinking().append(text)
+            return
+        if self.thinking is not None and self.thinking.seconds is None:
+            self.thinking.finish()  # the answer started: collapse the thinking
+        self._content_text += text
+        assert self.markdown is not None
+        self.markdown.set_markdown(self._content_text)
+
+    @property
+    def content_text(self) -> str:
+        return self._content_text if self.role != "user" else self.message.content
+
+    def add_tool_event(self, call_id: str, name: str, arguments: str, result: str | None, ok: bool) -> None:
+        card = self.tool_cards.get(call_id)
+        if card is None:
+            card = ToolCard(name, arguments)
+            self.tool_cards[call_id] = card
+            self._tool_box.addWidget(card)
+        if result is not None:
+            card.set_result(result, ok)
+
+    def set_status(self, status: str, error: str | None = None, stats: dict[str, Any] | None = None) -> None:
+        parts = []
+        if stats:
+            if stats.get("gen_tok_per_s"):
+                parts.append(f"{stats['gen_tok_per_s']:.1f} tok/s")
+            if stats.get("completion_tokens"):
+                parts.append(f"{stats['completion_tokens']} tokens")
+            if stats.get("total_s"):
+                parts.append(f"{stats['total_s']:.1f} s")
+        if status == "stopped":
+            parts.append("Stopped")
+        elif status == "interrupted":
+            parts.append("Interrupted")
+        elif status == "streaming":
+            parts.append("…")
+        self.footer.setText(" · ".join(parts))
+        self.error_row.setVisible(status == "error")
+        self.error_label.setText(error or "")
+        if status != "streaming" and self.thinking is not None and self.thinking.seconds is None:
+            self.thinking.finish()
+
+    def _copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.content_text)
+        self.copy_requested.emit(self.message_id)
