@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 
@@ -54,7 +55,19 @@ def run_gui(args: argparse.Namespace) -> int:
         return 1
     win = build_window(ctx, initial_model=args.model)
     win.show()
-    log.info("window shown after %.0f ms", (time.perf_counter() - t0) * 1000)
+    shown_ms = (time.perf_counter() - t0) * 1000
+    log.info("window shown after %.0f ms", shown_ms)
+    if os.environ.get("HEARTH_EXIT_AFTER_SHOW"):
+        # Used by the start-up benchmark and the bundle smoke test.
+        from PySide6.QtCore import QTimer
+
+        def _report() -> None:
+            import psutil
+
+            print(f"HEARTH_SHOWN ms={shown_ms:.1f} rss={psutil.Process().memory_info().rss}", flush=True)
+            win.close()
+
+        QTimer.singleShot(0, _report)
     code = app.exec()
     ctx.close()
     return int(code)

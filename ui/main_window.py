@@ -499,6 +499,8 @@ class MainWindow(QMainWindow):
             self.sidebar.select(last)
 
     def closeEvent(self, e: Any) -> None:  # noqa: N802 - Qt override
+        if self.conversation_id is not None:
+            self.ctx.settings.extra["last_conversation"] = self.conversation_id
         qs = self._qsettings()
         qs.setValue("geometry", self.saveGeometry())
         qs.setValue("splitter", self.splitter.saveState())

@@ -34,7 +34,7 @@ def _md() -> MarkdownIt:
 
 _TABLE_STYLE = (
     "<style>table{border-collapse:collapse;margin:4px 0}"
-    "td,th{border:1px solid #8884;padding:3px 8px}th{font-weight:600}"
+    "td,th{border:1px solid #999999;padding:3px 8px}th{font-weight:600}"
     "code{font-family:monospace;background-color:rgba(127,127,127,0.15)}"
     "p{margin:0 0 6px 0}</style>"
 )

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from app.documents.schema import migrate_documents
 from app.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def _m1_conversations(c: sqlite3.Connection) -> None:
         c,
         """
         CREATE TABLE conversations (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             title TEXT NOT NULL DEFAULT 'New chat',
             created_at REAL NOT NULL,
             updated_at REAL NOT NULL,
@@ -50,7 +51,7 @@ def _m1_conversations(c: sqlite3.Connection) -> None:
         );
         CREATE INDEX conversations_updated ON conversations(updated_at DESC);
         CREATE TABLE messages (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
             seq INTEGER NOT NULL,
             role TEXT NOT NULL,
@@ -99,7 +100,7 @@ def _m1_conversations(c: sqlite3.Connection) -> None:
 
 
 # Index i holds the migration from schema version i to i + 1. Append only.
-MIGRATIONS: list[Migration] = [_m1_conversations]
+MIGRATIONS: list[Migration] = [_m1_conversations, migrate_documents]
 
 
 class Database:
