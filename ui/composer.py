@@ -40,7 +40,8 @@ class Composer(QWidget):
         outer.setContentsMargins(16, 6, 16, 10)
         row = QHBoxLayout()
         self.attach_button = QToolButton()
-        self.attach_button.setText("📎")
+        self.attach_button.setText("+")
+        self.attach_button.setObjectName("attachButton")
         self.attach_button.setToolTip("Attach documents")
         self.attach_button.setAccessibleName("Attach documents")
         self.attach_button.clicked.connect(self.attach_requested)
@@ -70,6 +71,7 @@ class Composer(QWidget):
         self.reasoning.currentIndexChanged.connect(
             lambda i: self.reasoning_changed.emit(("low", "medium", "high")[i])
         )
+        self.reasoning.setVisible(False)  # shown for gpt-oss models
         info.addWidget(self.reasoning)
         info.addStretch(1)
         self.context_label = QLabel("")

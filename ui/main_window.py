@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 
 from app.context import AppContext
 from app.errors import HearthError
+from app.harmony.tools import default_registry
 from app.storage.conversations import Message
 from ui.chat_view import ChatView
 from ui.composer import Composer
@@ -38,6 +39,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1100, 760)
         self.controller = ChatController(ctx, self)
+        self.controller.tools_factory = default_registry
         self.conversation_id: int | None = None
         self._editing_message_id: int | None = None
         self._deleted: tuple[Any, list[Message]] | None = None
@@ -109,7 +111,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.splitter)
 
         sb = self.statusBar()
-        self.status_backend = QLabel("")
+        self.status_backend = QLabel("No model")
         self.status_memory = QLabel("")
         self.status_offline = QLabel("🛡 Offline" if self.ctx.settings.offline else "")
         self.undo_button = QPushButton("Undo")

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget,
 )
@@ -75,7 +75,8 @@ class MarkdownView(QWidget):
 
     def set_markdown(self, text: str) -> None:
         self.text = text
-        blocks = render_blocks(text)
+        dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
+        blocks = render_blocks(text, dark=dark)
         for i, b in enumerate(blocks):
             if i < len(self._widgets) and self._widgets[i][0] == b.kind:
                 w = self._widgets[i][1]
@@ -256,18 +257,21 @@ class MessageWidget(QFrame):
         foot.addWidget(self.footer)
         foot.addStretch(1)
         self.copy_button = QToolButton()
+        self.copy_button.setAutoRaise(True)
         self.copy_button.setText("Copy")
         self.copy_button.setAccessibleName("Copy message")
         self.copy_button.clicked.connect(self._copy)
         foot.addWidget(self.copy_button)
         if message.role == "user":
             self.edit_button = QToolButton()
+            self.edit_button.setAutoRaise(True)
             self.edit_button.setText("Edit")
             self.edit_button.setAccessibleName("Edit and resend")
             self.edit_button.clicked.connect(lambda: self.edit_requested.emit(self.message_id))
             foot.addWidget(self.edit_button)
         else:
             self.regen_button = QToolButton()
+            self.regen_button.setAutoRaise(True)
             self.regen_button.setText("Regenerate")
             self.regen_button.setAccessibleName("Regenerate reply")
             self.regen_button.clicked.connect(lambda: self.regenerate_requested.emit(self.message_id))

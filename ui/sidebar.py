@@ -7,6 +7,7 @@ import time
 from typing import Any, Callable
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QHBoxLayout, QLineEdit, QListView, QMenu, QPushButton, QVBoxLayout, QWidget,
 )
@@ -79,6 +80,14 @@ class ConversationListModel(QAbstractListModel):
             return None
         if role == ROLE_HEADER:
             return kind == "header"
+        if kind == "header":
+            if role == Qt.ItemDataRole.FontRole:
+                f = QFont()
+                f.setPointSizeF(f.pointSizeF() * 0.85)
+                f.setBold(True)
+                return f
+            if role == Qt.ItemDataRole.ForegroundRole:
+                return QColor("#8a8a8a")
         return None
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:

@@ -41,7 +41,9 @@ def apply_theme(app: QApplication, theme: str = "system") -> None:
     muted = "#9a9a9a" if dark else "#6b6b6b"
     app.setStyleSheet(f"""
         QWidget#chatCanvas {{ background: {base}; }}
-        QFrame#userMessage {{ background: {bubble}; border-radius: 12px; }}
+        QFrame#userMessage {{ background: {bubble}; border-radius: 12px; margin-left: 80px; }}
+        QToolButton {{ color: {muted}; }}
+        QToolButton#attachButton {{ font-size: 16px; font-weight: bold; padding: 2px 8px; }}
         QFrame#assistantMessage {{ background: transparent; }}
         QFrame#codeBlock {{ background: {card}; border: 1px solid {alt}; border-radius: 8px; }}
         QFrame#toolCard {{ background: {card}; border: 1px solid {alt}; border-radius: 8px; }}

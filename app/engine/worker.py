@@ -465,6 +465,10 @@ class Engine:
                     break
                 tok = sampler.sample(llm._ctx, -1)
                 if tok in stop_ids or lc.llama_vocab_is_eog(vocab, tok):
+                    tail = decoder.decode(b"", final=True)  # bytes still pending belong before the stop
+                    if tail:
+                        raw_parts.append(tail)
+                        self._send(P.TokenPiece(req.req_id, tail))
                     raw_parts.append(self._piece(tok))
                     stop_reason = "stop"
                     break
