@@ -47,15 +47,23 @@ $(APP_STAMP): pyproject.toml $(VENV)/.llama-$(BACKEND)
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
+TEMPLATE := $(VENV)/gpt-oss-template.jinja
+
 $(TEST_STAMP): pyproject.toml $(APP_STAMP)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+# The official gpt-oss chat template, from the pinned llama-cpp-python sdist: the
+# harmony renderer's tests compare against it byte for byte (never copied into Hearth).
+$(TEMPLATE): | $(VENV)/bin/python
+	$(PY) -m pip download --quiet --no-deps --no-binary :all: -d $(VENV)/sdist "llama-cpp-python==$(LLAMA_VERSION)"
+	$(PY) -c "import sys, tarfile; t = tarfile.open(sys.argv[1]); m = [n for n in t.getnames() if n.endswith('models/templates/openai-gpt-oss-120b.jinja')][0]; open(sys.argv[2], 'wb').write(t.extractfile(m).read())" $(VENV)/sdist/llama_cpp_python-$(LLAMA_VERSION).tar.gz $@
+
 run: $(APP_STAMP)
 	$(VENV)/bin/hearth
 
-test: $(TEST_STAMP)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q $(PYTEST_ARGS)
+test: $(TEST_STAMP) $(TEMPLATE)
+	QT_QPA_PLATFORM=offscreen HEARTH_GPT_OSS_TEMPLATE=$(abspath $(TEMPLATE)) $(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(TEST_STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m tests.bench.run --full

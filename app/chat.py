@@ -258,7 +258,7 @@ class ChatSession:
             }
             if builder.harmony:
                 req.update(top_k=0, min_p=0.0)
-            parser = HarmonyStreamParser() if builder.harmony else None
+            parser = HarmonyStreamParser(self.tools.names() if self.tools else None) if builder.harmony else None
             calls: list[ToolCall] = []
             stats: dict[str, Any] = {}
             try:

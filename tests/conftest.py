@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 pytest_plugins = ["tests.gguf_models"]
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Hypothesis keeps a cache folder; never in the working tree.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "hearth-hypothesis"))
 
 
 @pytest.fixture(autouse=True)
