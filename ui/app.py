@@ -7,13 +7,17 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.context import AppContext, setup_logging
 from app.errors import HearthError
+from ui.crash import install_excepthook
 from ui.main_window import MainWindow
+from ui.single_instance import InstanceServer, ask_running_instance
 from ui.theme import apply_theme
 
 log = logging.getLogger(__name__)
@@ -25,8 +29,6 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName("Hearth")
     app.setOrganizationName("Hearth")
     app.setDesktopFileName("hearth")
-    from pathlib import Path
-
     icon = Path(__file__).resolve().parent.parent / "assets" / "hearth.png"
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
@@ -47,13 +49,33 @@ def run_gui(args: argparse.Namespace) -> int:
         QMessageBox.critical(None, "Hearth", f"Hearth could not start: {exc}")
         return 1
     setup_logging(ctx.paths, logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
+    model = str(Path(args.model).resolve()) if args.model else None
+    if ask_running_instance(ctx.paths.data_dir, {"action": "raise", "model": model}):
+        log.info("Hearth is already running for %s; brought it forward", ctx.paths.data_dir)
+        print("Hearth is already running; its window was brought forward.", file=sys.stderr)
+        return 0
+    install_excepthook(ctx.paths.crash_dir)
     apply_theme(app, ctx.settings.theme)
+    try:
+        app.styleHints().colorSchemeChanged.connect(lambda _s: apply_theme(app, ctx.settings.theme))
+    except AttributeError:  # Qt < 6.5 has no colour-scheme signal
+        pass
     try:
         ctx.store.mark_interrupted()
     except HearthError as exc:
         QMessageBox.critical(None, "Hearth", str(exc))
         return 1
-    win = build_window(ctx, initial_model=args.model)
+    win = build_window(ctx, initial_model=model)
+
+    def on_message(msg: dict) -> None:
+        win.setWindowState(win.windowState() & ~Qt.WindowState.WindowMinimized)
+        win.show()
+        win.raise_()
+        win.activateWindow()
+        if msg.get("model"):
+            win.open_model(str(msg["model"]))
+
+    server = InstanceServer(ctx.paths.data_dir, on_message, win)
     win.show()
     shown_ms = (time.perf_counter() - t0) * 1000
     log.info("window shown after %.0f ms", shown_ms)
@@ -69,5 +91,6 @@ def run_gui(args: argparse.Namespace) -> int:
 
         QTimer.singleShot(0, _report)
     code = app.exec()
+    server.close()
     ctx.close()
     return int(code)
