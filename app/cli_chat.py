@@ -14,6 +14,7 @@ from app.chat import (
 from app.context import AppContext
 from app.engine.client import EngineClient
 from app.errors import HearthError, ModelLoadError
+from app.loading import LoadChoice, load_model
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_LOAD = 0, 1, 2, 3
 
@@ -50,24 +51,24 @@ def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
         _err("--temperature must be between 0 and 5.")
         return EXIT_USAGE
 
-    from app.loading import choose_load
-
-    try:
-        choice = choose_load(model_path, ctx.settings, n_ctx=args.ctx)
-    except ModelLoadError as exc:
-        _err(str(exc))
-        return EXIT_LOAD
 
 
     engine = EngineClient()
     try:
         t0 = time.perf_counter()
+        choice: LoadChoice | None = None
         try:
-            info = engine.load_blocking(model_path, choice.params, state_budget_bytes=ctx.settings.state_cache_bytes,
-                                        states_dir=str(ctx.paths.states_dir))
+            for item in load_model(engine, model_path, ctx.settings, n_ctx=args.ctx,
+                                   states_dir=str(ctx.paths.states_dir)):
+                if isinstance(item, LoadChoice):
+                    choice = item
         except ModelLoadError as exc:
             _err(str(exc))
             return EXIT_LOAD
+        assert choice is not None and engine.model_info is not None
+        if choice.retry_note:
+            _err(choice.retry_note)
+        info = engine.model_info
         load_s = time.perf_counter() - t0
         if conv is None:
             conv = store.create(model=str(model_path),

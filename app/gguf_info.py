@@ -455,15 +455,19 @@ def _as_int(v: Any, default: int = 0) -> int:
     return default
 
 
-def _swa_layers(arch: str, kv: dict[str, Any], n_layers: int, sliding_window: int) -> tuple[bool, ...]:
+def swa_layer_pattern(arch: str, n_layers: int, sliding_window: int, pattern: Any = None) -> tuple[bool, ...]:
+    """Which layers use sliding-window attention, as llama.cpp decides it.
+
+    ``pattern`` is the file's ``{arch}.attention.sliding_window_pattern`` value
+    (a per-layer bool array or a period), when present.
+    """
     if sliding_window <= 0:
         return (False,) * n_layers
-    pat = kv.get(f"{arch}.attention.sliding_window_pattern")
-    if isinstance(pat, list) and len(pat) >= n_layers:
-        return tuple(bool(x) for x in pat[:n_layers])
+    if isinstance(pattern, list) and len(pattern) >= n_layers:
+        return tuple(bool(x) for x in pattern[:n_layers])
     n_pattern, dense_first = _SWA_DEFAULT_PATTERN.get(arch, (0, False))
-    if isinstance(pat, int) and not isinstance(pat, bool):
-        n_pattern = pat
+    if isinstance(pattern, int) and not isinstance(pattern, bool):
+        n_pattern = pattern
     elif arch not in _SWA_DEFAULT_PATTERN:
         # A window with no known pattern: llama.cpp's default (n_pattern 0)
         # makes every layer sliding.
@@ -576,7 +580,7 @@ def read_gguf_info(path: str | os.PathLike[str]) -> GGUFInfo:
         n_ff=_as_int(a("feed_forward_length")),
         n_ff_expert=_as_int(a("expert_feed_forward_length")),
         sliding_window=sliding_window,
-        swa_layers=_swa_layers(arch, kv, n_layers, sliding_window),
+        swa_layers=swa_layer_pattern(arch, n_layers, sliding_window, a("attention.sliding_window_pattern")),
         vocab_size=vocab_size,
         n_merges=n_merges,
         file_type=file_type,

@@ -1,16 +1,23 @@
-"""From a model file and the user's settings to the engine's load parameters.
+"""From a model file and the user's settings to a loaded engine.
 
 The hardware planner decides (GPU layers, experts on CPU, context, flash
-attention, mmap); the user's explicit settings override it.
+attention, mmap); the user's explicit settings override it. If a load with the
+plan runs out of memory, Hearth retries once with a more conservative plan and
+says what changed and why.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
+from app.engine.client import EngineClient
+from app.errors import ModelLoadError
+from app.gguf_info import read_gguf_info
+from app.hardware import HardwareInfo, detect_hardware
+from app.planner import LoadPlan, ModelSpec, conservative, plan_load
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,60 +26,56 @@ log = logging.getLogger(__name__)
 @dataclass
 class LoadChoice:
     params: dict[str, Any]
-    plan: dict[str, Any] | None  # the planner's plan as JSON, when it ran
+    plan: dict[str, Any]  # the planner's plan as JSON
     explanation: str
+    plan_obj: LoadPlan | None = field(default=None, repr=False)
+    retry_note: str = ""  # set when the first plan ran out of memory
 
 
-def _physical_cores() -> int:
-    try:
-        import psutil
-
-        return max(1, int(psutil.cpu_count(logical=False) or os.cpu_count() or 1))
-    except Exception:  # noqa: BLE001 - a failed probe falls back to the logical count
-        return max(1, os.cpu_count() or 1)
-
-
-def choose_load(path: str, settings: Settings, *, n_ctx: int | None = None) -> LoadChoice:
+def choose_load(path: str, settings: Settings, *, n_ctx: int | None = None,
+                hardware: HardwareInfo | None = None) -> LoadChoice:
     """The load parameters for ``path``; raises NotGGUFError for files that aren't models."""
-    from app.gguf_info import read_gguf_info
-
-    info = read_gguf_info(path)  # validates the file before a worker is started
-    plan_json: dict[str, Any] | None = None
-    explanation = ""
-    try:
-        from app.hardware import detect_hardware
-        from app.planner import ModelSpec, plan_load
-
-        hw = detect_hardware()
-        overrides = {}
-        if settings.gpu_layers_override is not None:
-            overrides["n_gpu_layers"] = settings.gpu_layers_override
-        if settings.cpu_moe_override is not None:
-            overrides["cpu_expert_layers"] = settings.cpu_moe_override
-        if settings.threads:
-            overrides["n_threads"] = settings.threads
-        plan = plan_load(ModelSpec.from_gguf(info), hw, n_ctx=n_ctx or settings.context_size,
-                         overrides=overrides or None)
-        params = plan.engine_params()
-        plan_json = plan.to_json()
-        explanation = plan.explanation
-    except ImportError:
-        # The planner is not part of this build: safe CPU defaults.
-        ctx = n_ctx or settings.context_size or min(8192, info.n_ctx_train or 8192)
-        params = {
-            "n_ctx": ctx,
-            "n_threads": settings.threads or _physical_cores(),
-            "n_gpu_layers": 0,
-            "flash_attn": True,
-            "swa_full": False,
-            "use_mmap": info.architecture != "gpt-oss",
-        }
-        explanation = f"CPU, context {ctx:,} tokens"
-    if n_ctx:
-        params["n_ctx"] = int(n_ctx)
-    elif settings.context_size:
-        params["n_ctx"] = int(settings.context_size)
+    info = read_gguf_info(path)  # validates the file before any worker is started
+    hw = hardware or detect_hardware()
+    overrides: dict[str, Any] = {}
+    if settings.gpu_layers_override is not None:
+        overrides["n_gpu_layers"] = settings.gpu_layers_override
+    if settings.cpu_moe_override is not None:
+        overrides["cpu_expert_layers"] = settings.cpu_moe_override
     if settings.threads:
-        params["n_threads"] = int(settings.threads)
-    params["n_ctx"] = max(256, min(int(params["n_ctx"]), max(256, int(info.n_ctx_train or params["n_ctx"]))))
-    return LoadChoice(params=params, plan=plan_json, explanation=explanation)
+        overrides["n_threads"] = settings.threads
+    plan = plan_load(ModelSpec.from_gguf(info), hw, n_ctx=n_ctx or settings.context_size,
+                     overrides=overrides or None)
+    return LoadChoice(params=plan.engine_params(), plan=plan.to_json(), explanation=plan.explanation,
+                      plan_obj=plan)
+
+
+def _is_oom(exc: ModelLoadError) -> bool:
+    return getattr(exc, "kind", "") == "oom" or "stopped while loading" in str(exc)
+
+
+def load_model(engine: EngineClient, path: str, settings: Settings, *, states_dir: str | None = None,
+               n_ctx: int | None = None) -> Iterator[float | LoadChoice]:
+    """Load ``path``: yields progress fractions, then the LoadChoice that worked.
+
+    On an out-of-memory failure the plan is made more conservative once; the
+    choice's ``retry_note`` tells the user what changed.
+    """
+    choice = choose_load(path, settings, n_ctx=n_ctx)
+    kw = {"state_budget_bytes": settings.state_cache_bytes, "states_dir": states_dir}
+    try:
+        for frac in engine.load(path, choice.params, **kw):
+            yield frac
+    except ModelLoadError as exc:
+        if not _is_oom(exc) or choice.plan_obj is None:
+            raise
+        smaller, note = conservative(choice.plan_obj)
+        log.warning("%s; %s", exc, note)
+        choice = LoadChoice(params=smaller.engine_params(), plan=smaller.to_json(),
+                            explanation=smaller.explanation, plan_obj=smaller, retry_note=note)
+        try:
+            for frac in engine.load(path, choice.params, **kw):
+                yield frac
+        except ModelLoadError as exc2:
+            raise ModelLoadError(f"{exc2} (Hearth already retried with less memory: {note})") from exc2
+    yield choice

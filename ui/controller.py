@@ -19,6 +19,7 @@ from app.chat import ChatSession, Delta, ReplyFailed, ReplyFinished, ReplyStarte
 from app.context import AppContext
 from app.engine.client import EngineClient
 from app.errors import HearthError, ModelLoadError
+from app.loading import LoadChoice, load_model
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class ChatController(QObject):
     reply_failed = Signal(object, str, str)  # message id or None, error, kind
     busy_changed = Signal(bool)
     error = Signal(str)
+    notice = Signal(str)  # something the user should know, not an error
 
     def __init__(self, ctx: AppContext, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -108,15 +110,13 @@ class ChatController(QObject):
         self.model_loading.emit(path, 0.0)
 
         def run() -> Iterator[Any]:
-            from app.loading import choose_load
-
-            choice = choose_load(path, self.ctx.settings)
-            self.load_choice = choice
-            for frac in self.engine.load(
-                path, choice.params, state_budget_bytes=self.ctx.settings.state_cache_bytes,
-                states_dir=str(self.ctx.paths.states_dir),
-            ):
-                yield ("progress", path, frac)
+            for item in load_model(self.engine, path, self.ctx.settings, states_dir=str(self.ctx.paths.states_dir)):
+                if isinstance(item, LoadChoice):
+                    self.load_choice = item
+                    if item.retry_note:
+                        yield ("note", path, item.retry_note)
+                else:
+                    yield ("progress", path, item)
             yield ("loaded", path, self.engine.model_info)
 
         self._start("load", run)
@@ -225,6 +225,8 @@ class ChatController(QObject):
                 self.model_loaded.emit(dict(ev[2] or {}))
             elif kind == "unloaded":
                 self.model_unloaded.emit(ev[2])
+            elif kind == "note":
+                self.notice.emit(ev[2])
             return
         if isinstance(ev, BaseException):
             if job.name == "load":

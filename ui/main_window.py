@@ -177,6 +177,7 @@ class MainWindow(QMainWindow):
         c.reply_failed.connect(self._on_controller_reply_failed)
         c.busy_changed.connect(self._on_controller_busy_changed)
         c.error.connect(self.show_error)
+        c.notice.connect(lambda text: self.statusBar().showMessage(text, 20000))
         self.sidebar.conversation_selected.connect(self.open_conversation)
         self.sidebar.new_chat_requested.connect(self.new_chat)
         self.sidebar.rename_requested.connect(self.rename)

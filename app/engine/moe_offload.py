@@ -65,7 +65,7 @@ def _lib_dir(llama_cpp: ModuleType) -> Path:
     base = getattr(inner, "_base_path", None)  # honours LLAMA_CPP_LIB_PATH like llama_cpp does
     if base is not None:
         return Path(base)
-    return Path(inner.__file__).resolve().parent / "lib"
+    return Path(str(inner.__file__)).resolve().parent / "lib"
 
 
 def cpu_buffer_type(llama_cpp: ModuleType) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from os import PathLike
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -135,12 +136,12 @@ class HardwareInfo:
         if not isinstance(version, int) or version > SCHEMA_VERSION:
             raise ValueError(f"schema_version {version!r} is newer than this Hearth understands ({SCHEMA_VERSION})")
         kw = _pick(cls, data)
-        kw["gpus"] = [GPUInfo(**_pick(GPUInfo, g)) for g in _list(data.get("gpus"), "gpus")]
+        kw["gpus"] = [_build(GPUInfo, g) for g in _list(data.get("gpus"), "gpus")]
         b = data.get("backend") or {}
         if not isinstance(b, dict):
             raise ValueError("'backend' must be an object")
         bkw = _pick(BackendInfo, b)
-        bkw["devices"] = [BackendDevice(**_pick(BackendDevice, d)) for d in _list(b.get("devices"), "backend.devices")]
+        bkw["devices"] = [_build(BackendDevice, d) for d in _list(b.get("devices"), "backend.devices")]
         kw["backend"] = BackendInfo(**bkw)
         kw["simd"] = [str(s) for s in _list(data.get("simd"), "simd")]
         unknown = data.get("unknown") or {}
@@ -158,7 +159,7 @@ class HardwareInfo:
         return hw
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> HardwareInfo:
+    def load(cls, path: str | PathLike[str]) -> HardwareInfo:
         """Read a file written from ``hearth hw --json``; ValueError says what is wrong."""
         p = Path(path)
         try:
@@ -172,11 +173,22 @@ class HardwareInfo:
         return hw
 
 
+_NESTED: dict[str, tuple[str, ...]] = {"HardwareInfo": ("gpus", "backend"), "BackendInfo": ("devices",)}
+
+
 def _pick(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"expected an object for {cls.__name__}")
     names = {f.name for f in fields(cls)}
-    return {k: v for k, v in data.items() if k in names and k not in ("gpus", "backend", "devices")}
+    nested = _NESTED.get(cls.__name__, ())
+    return {k: v for k, v in data.items() if k in names and k not in nested}
+
+
+def _build(cls: type, data: Any) -> Any:
+    try:
+        return cls(**_pick(cls, data))
+    except TypeError as exc:  # a required field such as a GPU's name is missing
+        raise ValueError(f"incomplete {cls.__name__}: {exc}") from exc
 
 
 def _list(value: Any, what: str) -> list[Any]:

@@ -60,7 +60,7 @@ else:
     llm = llama_cpp.Llama(**kwargs)
 load_s = time.perf_counter() - t0
 rss_loaded = proc.memory_info().rss
-toks = llm.tokenize(req["prompt"].encode("utf-8"), add_bos=True, special=False)
+toks = llm.tokenize(req["prompt"].encode("utf-8"), add_bos=True, special=False)[: req["n_prompt"]]
 t1 = time.perf_counter()
 n = 0
 first = None
@@ -119,11 +119,18 @@ def parse_buffers(log_text: str) -> dict[str, int]:
     return out
 
 
-def measure_load(path: str | os.PathLike[str], params: dict[str, Any], *, n_gen: int = 8,
-                 prompt: str = "The quick brown fox jumps over the lazy dog. Once upon a time",
+# Long enough that the prompt fills more than one 512-token micro-batch, so the
+# compute buffer is used as in a real conversation, not just for a greeting.
+DEFAULT_PROMPT = " ".join(f"Note {i}: the quick brown fox jumps over the lazy dog." for i in range(120))
+DEFAULT_PROMPT_TOKENS = 600
+
+
+def measure_load(path: str | os.PathLike[str], params: dict[str, Any], *, n_gen: int = 16,
+                 prompt: str = DEFAULT_PROMPT, n_prompt: int = DEFAULT_PROMPT_TOKENS,
                  timeout: float = 900.0) -> Measurement:
-    """Load ``path`` in a child process with engine ``params``; return its memory and speed."""
-    req = {"path": str(path), "params": params, "n_gen": n_gen, "prompt": prompt}
+    """Load ``path`` in a child process with engine ``params``, process a prompt of up
+    to ``n_prompt`` tokens and generate ``n_gen``; return memory and speed."""
+    req = {"path": str(path), "params": params, "n_gen": n_gen, "prompt": prompt, "n_prompt": n_prompt}
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, str(_REPO_ROOT), json.dumps(req)],
         capture_output=True, text=True, timeout=timeout, check=False,
@@ -152,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m app.planner.calibrate", description=main.__doc__)
     ap.add_argument("model")
     ap.add_argument("--ctx", type=int, nargs="+", default=[4096, 32768])
-    ap.add_argument("--n-gen", type=int, default=8)
+    ap.add_argument("--n-gen", type=int, default=16)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
