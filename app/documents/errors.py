@@ -60,7 +60,8 @@ def unreadable(path: Path, exc: OSError) -> UnreadableDocument:
     name = path.name
     if isinstance(exc, FileNotFoundError):
         return UnreadableDocument(
-            f"{name} cannot be found in {path.parent}. It may have been moved, renamed or deleted.", str(path))
+            f"{name} cannot be found in {path.absolute().parent}. It may have been moved, renamed or deleted.",
+            str(path))
     if isinstance(exc, PermissionError):
         return UnreadableDocument(
             f"{name} cannot be read: permission denied. Check the file's permissions, or copy it to a "

@@ -12,13 +12,14 @@ import logging
 import os
 import re
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from app.documents.errors import (
     CorruptDocument, DocumentTooLarge, EmptyDocument, NoTextFound, UnreadableDocument, UnsupportedDocument,
     unreadable,
 )
-from app.documents.html_text import html_to_page
+from app.documents.html_text import declared_charset, html_to_page
 from app.documents.pages import ExtractedDoc, Extraction, ListExtraction, Page, normalize
 from app.documents.pdf import PdfExtraction
 from app.documents.word import read_docx
@@ -43,7 +44,8 @@ CODE_EXTS = frozenset({
     ".less", ".vue", ".svelte", ".gradle", ".cmake", ".mk", ".proto", ".graphql", ".hs", ".ml", ".ex", ".exs",
     ".erl", ".clj", ".el", ".vim", ".f90", ".zig", ".nim", ".v", ".sv", ".vhd", ".asm", ".s", ".diff", ".patch",
 })
-CODE_NAMES = frozenset({"makefile", "dockerfile", "cmakelists.txt", "gemfile", "rakefile", "license", "readme"})
+CODE_NAMES = frozenset({"makefile", "dockerfile", "cmakelists.txt", "gemfile", "rakefile", "vagrantfile"})
+TEXT_NAMES = frozenset({"readme", "license", "copying", "authors", "changelog", "notice"})
 SUPPORTED_EXTS = MARKDOWN_EXTS | HTML_EXTS | CSV_EXTS | DOCX_EXTS | TEXT_EXTS | CODE_EXTS | {".pdf"}
 
 SUPPORTED_SUMMARY = "PDF, Word (.docx), text, Markdown, HTML, CSV and source-code files"
@@ -71,6 +73,39 @@ def human_size(n: int) -> str:
             value = n / scale
             return f"{value:.0f} {unit}" if value >= 10 or value == int(value) else f"{value:.1f} {unit}"
     return f"{n} bytes"
+
+
+MAX_FOLDER_FILES = 2000
+_SKIP_DIRS = frozenset({"node_modules", "__pycache__", "venv", "site-packages", "dist", "build"})
+
+
+def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[Path]]:
+    """Files to add: files as given, folders walked (sorted) for supported files.
+
+    Returns (files, skipped): files in folders that Hearth cannot read, hidden
+    ones and any past MAX_FOLDER_FILES are skipped rather than each reported as
+    an error; a file named explicitly is always kept, so its error is shown.
+    """
+    files: list[Path] = []
+    skipped: list[Path] = []
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if not p.is_dir():
+            files.append(p)
+            continue
+        found = 0
+        for root, dirs, names in os.walk(p):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
+            for n in sorted(names):
+                f = Path(root) / n
+                known = f.suffix.lower() in SUPPORTED_EXTS or n.lower() in CODE_NAMES | TEXT_NAMES
+                ok = known and not n.startswith(".")
+                if ok and found < MAX_FOLDER_FILES:
+                    files.append(f)
+                    found += 1
+                else:
+                    skipped.append(f)
+    return files, skipped
 
 
 def check_file(path: str | os.PathLike[str]) -> tuple[str, int]:
@@ -176,8 +211,8 @@ def _few_controls(text: str) -> bool:
     return bad / len(text) < 0.02
 
 
-def decode_text(data: bytes, name: str, path: str | None = None) -> str:
-    """Bytes of a text file as str: BOMs honoured, UTF-8 first, Windows-1252 as the fallback."""
+def decode_text(data: bytes, name: str, path: str | None = None, *, encoding: str | None = None) -> str:
+    """Bytes of a text file as str: BOMs honoured, then a declared encoding, UTF-8, Windows-1252."""
     for bom, enc in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
                      (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
                      (codecs.BOM_UTF16_BE, "utf-16")):
@@ -187,6 +222,12 @@ def decode_text(data: bytes, name: str, path: str | None = None) -> str:
         raise UnsupportedDocument(
             f"{name} looks like a binary file, not text, so it cannot be read. Hearth reads {SUPPORTED_SUMMARY}.",
             path)
+    # UTF-16/32 declared without a BOM is nearly always a wrong declaration.
+    if encoding and encoding not in ("utf-8", "utf_8") and not encoding.startswith(("utf-16", "utf-32")):
+        try:
+            return data.decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            log.info("%s does not decode as its declared %s; trying UTF-8", name, encoding)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -251,7 +292,9 @@ def open_document(path: str | os.PathLike[str], password: str | None = None) -> 
         return PdfExtraction(p, password)
     if kind == "docx":
         return ListExtraction(spath, name, kind, read_docx(p))
-    text = decode_text(read_bytes(p), name, spath)
+    data = read_bytes(p)
+    charset = declared_charset(data) if kind == "html" else None
+    text = decode_text(data, name, spath, encoding=charset)
     if kind == "html":
         return ListExtraction(spath, name, kind, [html_to_page(text)])
     text = normalize(text)

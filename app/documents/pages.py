@@ -65,12 +65,36 @@ _TRAILING_WS_RE = re.compile(r"[ \t]+\n")
 _BLANK_RUNS_RE = re.compile(r"\n{3,}")
 
 
-def normalize(text: str) -> str:
-    """One newline convention, no control characters, no trailing spaces or long blank runs."""
+_SLICE = 1 << 18
+
+
+def _normalize_slice(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n")
     text = _CONTROL_RE.sub("", text)
     text = _TRAILING_WS_RE.sub("\n", text)
-    text = _BLANK_RUNS_RE.sub("\n\n", text)
-    return text.rstrip().lstrip("\n")
+    return _BLANK_RUNS_RE.sub("\n\n", text)
 
 
+def normalize(text: str) -> str:
+    """One newline convention, no control characters, no trailing spaces or long blank runs."""
+    if len(text) <= _SLICE:
+        return _normalize_slice(text).rstrip().lstrip("\n")
+    # A regex over a whole large file would hold the GIL (and stall the GUI thread)
+    # for seconds; slices cut after a newline give other threads a turn in between.
+    parts: list[str] = []
+    tail = 0  # newlines at the end of what is kept so far
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + _SLICE)
+        end = len(text) if end == -1 else end + 1
+        part = _normalize_slice(text[start:end])
+        # A blank run that straddles a cut: keep at most two newlines in a row.
+        leading = len(part) - len(part.lstrip("\n"))
+        allowed = max(0, 2 - tail)
+        if leading > allowed:
+            part = part[leading - allowed:]
+        stripped = part.rstrip("\n")
+        tail = tail + len(part) if not stripped else len(part) - len(stripped)
+        parts.append(part)
+        start = end
+    return "".join(parts).rstrip().lstrip("\n")
