@@ -241,9 +241,14 @@ class ChatSession:
             history = self.store.messages(conversation_id)
             msgs = history_for_prompt(history, conv.system_prompt or s.system_prompt)
             if injected:
-                # Context for the latest question goes just before it.
-                last_user = max(i for i, m in enumerate(msgs) if m["role"] == "user")
-                msgs = msgs[:last_user] + injected + msgs[last_user:]
+                if getattr(self.extra_context, "last_mode", "") == "whole":
+                    # The whole documents are the same every turn: right after the system
+                    # prompt, so the prompt cache keeps them from one turn to the next.
+                    at = 1 if msgs and msgs[0]["role"] in ("system", "developer") else 0
+                else:
+                    # Passages retrieved for this question go just before it.
+                    at = max(i for i, m in enumerate(msgs) if m["role"] == "user")
+                msgs = msgs[:at] + injected + msgs[at:]
             prompt = builder.build(msgs, tools=tool_schemas, reasoning_effort=conv.reasoning_effort)
             reply = self.store.add_message(conversation_id, "assistant", "", status="streaming")
             yield ReplyStarted(conversation_id, reply.id)

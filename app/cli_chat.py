@@ -87,11 +87,12 @@ def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
 
             tools = default_registry()
         extra_context = None
-        if args.attach:
+        if args.attach or _has_attachments(ctx, conv.id):
             from app.documents.chat_support import prepare_attachments
 
             try:
-                extra_context = prepare_attachments(ctx, conv.id, args.attach, tools=tools)
+                extra_context = prepare_attachments(ctx, conv.id, args.attach, tools=tools,
+                                                    n_ctx=int(choice.params.get("n_ctx") or 0) or None)
             except HearthError as exc:
                 _err(str(exc))
                 return EXIT_USAGE
@@ -118,6 +119,13 @@ def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
             except HearthError:
                 pass
         engine.close()
+
+
+def _has_attachments(ctx: AppContext, conversation_id: int) -> bool:
+    """A continued conversation keeps the documents attached to it earlier."""
+    from app.documents.index import DocumentIndex
+
+    return bool(DocumentIndex(ctx.db).attachments(conversation_id))
 
 
 def _one_turn(session: ChatSession, conv_id: int, prompt: str, args: argparse.Namespace,
@@ -178,7 +186,8 @@ def _one_turn(session: ChatSession, conv_id: int, prompt: str, args: argparse.Na
         "reasoning": reasoning,
         "tool_calls": tool_calls_summary(turn_msgs),
         "raw": st.get("raw", ""),
-        "citations": st.get("citations", []),
+        "citations": [{"file": c.get("file"), "page": c.get("page"), "text": c.get("text")}
+                      for c in st.get("citations", [])],
         "n_ctx": st.get("n_ctx"),
         "context_used": st.get("context_used"),
         "model": info.get("name"),

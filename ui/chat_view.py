@@ -16,6 +16,7 @@ class ChatView(QScrollArea):
     regenerate_requested = Signal(int)
     edit_requested = Signal(int)
     retry_requested = Signal(int)
+    citation_clicked = Signal(dict)
 
     def __init__(self, store_factory: "callable", parent: QWidget | None = None) -> None:  # type: ignore[valid-type]
         super().__init__(parent)
@@ -111,6 +112,7 @@ class ChatView(QScrollArea):
         w.regenerate_requested.connect(self.regenerate_requested)
         w.edit_requested.connect(self.edit_requested)
         w.retry_requested.connect(self.retry_requested)
+        w.citation_clicked.connect(self.citation_clicked)
         self.widgets[m.id] = w
         return w
 

@@ -210,6 +210,7 @@ class MessageWidget(QFrame):
     regenerate_requested = Signal(int)
     edit_requested = Signal(int)
     retry_requested = Signal(int)
+    citation_clicked = Signal(dict)
 
     def __init__(self, message: Message, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -237,6 +238,13 @@ class MessageWidget(QFrame):
             lay.addLayout(self._tool_box)
             lay.addWidget(self.markdown)
             self.body = None
+        self.citations_row = QWidget()
+        self._citations_lay = QHBoxLayout(self.citations_row)
+        self._citations_lay.setContentsMargins(0, 0, 0, 0)
+        self._citations_lay.setSpacing(6)
+        self.citations_row.setVisible(False)
+        self.citation_buttons: list[QToolButton] = []
+        lay.addWidget(self.citations_row)
         self.error_row = QWidget()
         er = QHBoxLayout(self.error_row)
         er.setContentsMargins(0, 0, 0, 0)
@@ -296,6 +304,8 @@ class MessageWidget(QFrame):
             assert self.markdown is not None
             self.markdown.set_markdown(m.content)
         self.set_status(m.status, m.error, m.stats)
+        if m.role == "assistant" and m.stats and m.stats.get("citations") and m.status != "streaming":
+            self.set_citations(m.stats["citations"])
 
     def _ensure_thinking(self) -> ThinkingPanel:
         if self.thinking is None:
@@ -329,6 +339,31 @@ class MessageWidget(QFrame):
             self._tool_box.addWidget(card)
         if result is not None:
             card.set_result(result, ok)
+
+    def set_citations(self, citations: list[dict[str, Any]]) -> None:
+        """Chips like "report.pdf, p. 12" under the answer; a click opens the passage."""
+        for b in self.citation_buttons:
+            b.deleteLater()
+        self.citation_buttons = []
+        seen: set[tuple[Any, Any]] = set()
+        for c in citations:
+            key = (c.get("file"), c.get("page"))
+            if key in seen:
+                continue
+            seen.add(key)
+            label = str(c.get("file"))
+            if c.get("page"):
+                label += f", p. {c['page']}"
+            b = QToolButton()
+            b.setObjectName("citationChip")
+            b.setText(label)
+            b.setToolTip((c.get("text") or "")[:300])
+            b.setAccessibleName(f"Open citation {label}")
+            b.clicked.connect(lambda _=False, c=c: self.citation_clicked.emit(dict(c)))
+            self._citations_lay.addWidget(b)
+            self.citation_buttons.append(b)
+        self._citations_lay.addStretch(1)
+        self.citations_row.setVisible(bool(self.citation_buttons))
 
     def set_status(self, status: str, error: str | None = None, stats: dict[str, Any] | None = None) -> None:
         parts = []

@@ -50,6 +50,8 @@ def apply_theme(app: QApplication, theme: str = "system") -> None:
         QLabel#codeLang, QLabel#messageFooter, QLabel#contextMeter {{ color: {muted}; font-size: 11px; }}
         QLabel#thinkingBody {{ color: {muted}; }}
         QToolButton#thinkingToggle {{ color: {muted}; border: none; }}
+        QToolButton#citationChip {{ background: {card}; border: 1px solid {alt}; border-radius: 10px;
+                                     padding: 2px 8px; color: {text}; }}
         QLabel#errorLabel {{ color: #c0392b; }}
         QLabel#editBanner {{ background: {card}; padding: 4px 16px; }}
         QLabel#emptyState {{ color: {muted}; padding: 40px; }}

@@ -603,7 +603,16 @@ class Engine:
             return
         if vectors and isinstance(vectors[0], float):
             vectors = [vectors]
-        self._send(P.EmbedResult(req.req_id, [list(map(float, v)) for v in vectors]))
+        out = []
+        for v in vectors:
+            if v and isinstance(v[0], list):
+                # A model without a pooling type gives one vector per token: mean-pool them.
+                n = len(v)
+                v = [sum(col) / n for col in zip(*v)]
+                norm = sum(x * x for x in v) ** 0.5 or 1.0
+                v = [x / norm for x in v]
+            out.append([float(x) for x in v])
+        self._send(P.EmbedResult(req.req_id, out))
 
     def stats(self, req: P.StatsRequest) -> None:
         self._send(

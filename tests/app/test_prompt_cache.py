@@ -112,3 +112,27 @@ def test_state_cache_respects_its_bounds(setup, gemma_path: Path) -> None:
     assert back["prompt_cache"] == "snapshot"
     old = _turn(s, s.send(convs[0].id, "the oldest one"))
     assert old["prompt_cache"] in ("none", "live") and old["prompt_tokens_evaluated"] > 30
+
+
+def test_attached_documents_stay_cached_across_turns(setup, tmp_path: Path, gptoss_mxfp4_path: Path) -> None:
+    """Whole documents sit right after the system prompt, so turn 2 does not re-read them."""
+    from app.documents.chat_support import make_extra_context
+    from app.documents.index import DocumentIndex
+    from app.harmony.tools import default_registry
+
+    store, eng = setup
+    eng.load_blocking(str(gptoss_mxfp4_path), PARAMS)
+    doc = tmp_path / "notes.txt"
+    doc.write_text("The boiler was serviced on 3 March. " * 40)
+    conv = store.create()
+    index = DocumentIndex(store.db)
+    for _ev in index.ingest(doc, conv.id):
+        pass
+    tools = default_registry()
+    extra = make_extra_context(index, conv.id, budget_tokens=3000, tools=tools)
+    s = ChatSession(store, eng, tools=tools, extra_context=extra,
+                    sampling=SamplingSettings(temperature=0.0, max_tokens=12, seed=1))
+    t1 = _turn(s, s.send(conv.id, "When was the boiler serviced?"))
+    assert extra.last_mode == "whole" and t1["citations"][0]["file"] == "notes.txt"
+    t2 = _turn(s, s.send(conv.id, "And who did it?"))
+    assert t2["prompt_tokens_evaluated"] <= t2["prompt_tokens"] - t1["prompt_tokens"] + 1
