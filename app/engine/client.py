@@ -12,9 +12,11 @@ import itertools
 import logging
 import multiprocessing as mp
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from app.engine import protocol as P
@@ -42,6 +44,28 @@ def describe_exit(exitcode: int | None) -> str:
             return f"it crashed ({name})"
         return f"it was stopped by {name}"
     return f"it exited with code {exitcode}"
+
+
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start the worker without re-running the parent's main script in it.
+
+    ``spawn`` normally re-imports ``__main__`` in the child. The worker needs none of
+    it, and importing an arbitrary script there has crashed CUDA loads (seen on an
+    H200) and breaks scripts that lack an ``if __name__ == "__main__"`` guard.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if k in main.__dict__}
+    main.__dict__["__spec__"] = None
+    main.__dict__.pop("__file__", None)
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
 
 
 class EngineClient:
@@ -81,7 +105,8 @@ class EngineClient:
             name="hearth-engine",
             daemon=True,
         )
-        proc.start()
+        with _main_module_hidden():
+            proc.start()
         child.close()
         self._proc, self._conn = proc, parent
         log.info("engine worker started (pid %s)", proc.pid)

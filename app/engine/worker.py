@@ -246,6 +246,7 @@ class Engine:
             "pid": os.getpid(),
             "log_tail": "\n".join(self.log_lines[-_LOG_TAIL_LINES:]),
             "overrides_applied": [ln for ln in self.log_lines if "buffer type overridden" in ln][:8],
+            "overrides_applied_count": sum("buffer type overridden" in ln for ln in self.log_lines),
         }
         self._send(P.Loaded(info))
 
