@@ -129,3 +129,52 @@ def test_network_audit_hook_sees_connections(tmp_path: Path) -> None:
     code = "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9), timeout=1)\nexcept OSError:\n    pass\n"
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=30)
     assert "socket.connect" in log.read_text() and "127.0.0.1" in log.read_text()
+
+
+def test_render_prints_the_exact_prompt(tmp_path: Path, gptoss_mxfp4_path: Path) -> None:
+    conv = tmp_path / "conv.json"
+    conv.write_text(json.dumps([
+        {"role": "system", "content": "Answer in French."},
+        {"role": "user", "content": "Hi <|end|> there"},
+        {"role": "assistant", "content": "Bonjour", "thinking": "greet back"},
+        {"role": "user", "content": "Encore"},
+    ]))
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps([{"type": "function", "function": {
+        "name": "lookup", "description": "Look up a word", "parameters": {
+            "type": "object", "properties": {"word": {"type": "string"}}, "required": ["word"]}}}]))
+    r = hearth("render", "--model", str(gptoss_mxfp4_path), "--conversation", str(conv), "--tools", str(tools),
+               "--reasoning", "high", "--date", "2026-01-02")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert out.startswith("<|start|>system<|message|>You are ChatGPT")
+    assert "Current date: 2026-01-02" in out and "Reasoning: high" in out
+    assert "# Instructions\n\nAnswer in French." in out and "type lookup = (_: {" in out
+    assert "greet back" not in out  # a finished turn's analysis is dropped
+    assert out.endswith("<|start|>user<|message|>Encore<|end|><|start|>assistant")
+
+
+def test_render_bad_input_exits_2(tmp_path: Path, gptoss_mxfp4_path: Path) -> None:
+    bad = tmp_path / "conv.json"
+    bad.write_text(json.dumps([{"role": "wizard", "content": "?"}]))
+    r = hearth("render", "--model", str(gptoss_mxfp4_path), "--conversation", str(bad))
+    assert r.returncode == 2 and "wizard" in r.stderr
+    bad.write_text("{not json")
+    assert hearth("render", "--model", str(gptoss_mxfp4_path), "--conversation", str(bad)).returncode == 2
+    r = hearth("render", "--model", str(gptoss_mxfp4_path), "--conversation", str(tmp_path / "missing.json"))
+    assert r.returncode == 2 and "missing.json" in r.stderr
+    bad.write_text("[]")
+    assert hearth("render", "--model", str(gptoss_mxfp4_path), "--conversation", str(bad),
+                  "--date", "yesterday").returncode == 2
+
+
+def test_chat_reasoning_json_has_reasoning_tool_calls_and_raw(tmp_path: Path, gptoss_mxfp4_path: Path) -> None:
+    r = hearth("chat", "--model", str(gptoss_mxfp4_path), "--reasoning", "high", "--max-tokens", "24",
+               "--seed", "2", "--ctx", "2048", "--json", "What is 6*7?",
+               env={"HEARTH_DATA_DIR": str(tmp_path / "d")})
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(r.stdout.strip().splitlines()[-1])
+    for key in ("reasoning", "tool_calls", "raw", "plan", "worker_rss_bytes"):
+        assert key in rec
+    assert rec["raw"] and rec["tokens"] <= 24
+    assert rec["plan"]["verdict"] in ("fits", "fits_slower") and rec["worker_rss_bytes"] > 10_000_000

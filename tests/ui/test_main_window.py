@@ -234,3 +234,19 @@ def test_drop_a_gguf_file_opens_it(qtbot, window: MainWindow, gemma_path: Path) 
     with qtbot.waitSignal(window.controller.model_loaded, timeout=60000):
         assert drop_files(window, [gemma_path])
     assert window.controller.model_path == str(gemma_path)
+
+
+def test_export_writes_markdown_and_json(qtbot, window: MainWindow, gemma_path: Path, tmp_path: Path,
+                                         monkeypatch) -> None:
+    import json as _json
+
+    load(qtbot, window, gemma_path)
+    send(qtbot, window, "Export me")
+    target = tmp_path / "out.md"
+    monkeypatch.setattr("ui.main_window.QFileDialog.getSaveFileName", lambda *a, **k: (str(target), ""))
+    window.export(window.conversation_id, "markdown")
+    assert "## You\n\nExport me" in target.read_text()
+    target = tmp_path / "out.json"
+    window.export(window.conversation_id, "json")
+    data = _json.loads(target.read_text())
+    assert data["messages"][0]["content"] == "Export me" and data["messages"][1]["role"] == "assistant"

@@ -1,0 +1,414 @@
+"""The Hardware and Settings pages, driven like a user would: detected hardware, the model's plan,
+the state cache after a real reply (gemma 270M), and settings that save, validate and apply."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import keyring.backend
+import keyring.backends.fail
+import keyring.errors
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import (
+    QAbstractButton, QApplication, QComboBox, QFormLayout, QLabel, QLineEdit, QPlainTextEdit, QWidget,
+)
+
+from app.context import AppContext
+from app.hardware import HardwareInfo, builtin_profile
+from app.models.token import NO_KEYRING
+from ui import hardware_page
+from ui.hardware_page import HardwarePage, install_hardware_page
+from ui.main_window import MainWindow
+from ui.settings_page import OFFLINE_LABEL, PRIVACY_STATEMENT, SettingsPage, install_settings_page
+
+
+class MemoryKeyring(keyring.backend.KeyringBackend):
+    """A keyring in a dict: what a desktop keyring does, minus the desktop."""
+
+    priority = 10  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.store.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.store[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if (service, username) not in self.store:
+            raise keyring.errors.PasswordDeleteError("not set")
+        del self.store[(service, username)]
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """No test touches the developer's real keyring."""
+    before = keyring.get_keyring()
+    ring = MemoryKeyring()
+    keyring.set_keyring(ring)
+    yield ring
+    keyring.set_keyring(before)
+
+
+class Machines(list):
+    """detect_hardware returns the machine appended last; the threads it ran on are noted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.detect_threads: list[str] = []
+
+    def detect(self, models_dir: object = None, **_kw: object) -> HardwareInfo:
+        self.detect_threads.append(threading.current_thread().name)
+        hw = self[-1]
+        hw.models_dir = str(models_dir)
+        return hw
+
+
+@pytest.fixture
+def profile(monkeypatch: pytest.MonkeyPatch) -> Machines:
+    machines = Machines()
+    monkeypatch.setattr(hardware_page, "detect_hardware", machines.detect)
+    return machines
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Iterator[AppContext]:
+    c = AppContext.create(tmp_path / "data")
+    c.settings.max_tokens = 12
+    c.settings.temperature = 0.0
+    c.settings.context_size = 1024
+    c.settings.threads = 2
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def window(qtbot, ctx: AppContext, profile: Machines) -> Iterator[MainWindow]:
+    if not profile:
+        profile.append(builtin_profile("cpu-16gb"))
+    win = MainWindow(ctx)
+    qtbot.addWidget(win)
+    install_hardware_page(win)
+    install_settings_page(win)
+    win.show()
+    yield win
+    win.close()
+
+
+def hw_page(win: MainWindow) -> HardwarePage:
+    return win.hardware_page  # type: ignore[attr-defined]
+
+
+def settings_page(win: MainWindow) -> SettingsPage:
+    return win.settings_page  # type: ignore[attr-defined]
+
+
+def form_text(form: QFormLayout) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for row in range(form.rowCount()):
+        label = form.itemAt(row, QFormLayout.ItemRole.LabelRole)
+        field = form.itemAt(row, QFormLayout.ItemRole.FieldRole)
+        if label is not None and field is not None and isinstance(field.widget(), QLabel):
+            out[label.widget().text().rstrip(":")] = field.widget().text()
+    return out
+
+
+def view_action(win: MainWindow, title: str):
+    return next(a for a in win.view_menu.actions() if a.text() == title)
+
+
+def send(qtbot, win: MainWindow, text: str) -> None:
+    win.composer.set_text(text)
+    with qtbot.waitSignal(win.controller.busy_changed, timeout=60000, check_params_cb=lambda busy: busy is False):
+        qtbot.keyClick(win.composer.edit, Qt.Key.Key_Return)
+
+
+# ---- Hardware page -----------------------------------------------------------
+
+
+def test_hardware_page_shows_the_gpu_and_says_why_something_is_unknown(qtbot, ctx, profile) -> None:
+    hw = builtin_profile("nvidia-8gb-ram-16gb")
+    hw.cpu_model = None
+    hw.unknown["cpu_model"] = "the operating system does not report a CPU name"
+    profile.append(hw)
+    win = MainWindow(ctx)
+    qtbot.addWidget(win)
+    t0 = time.perf_counter()
+    page = install_hardware_page(win)
+    assert time.perf_counter() - t0 < 0.5, "detection must not run on the GUI thread"
+    win.show()
+    view_action(win, "Hardware").trigger()
+    assert win.pages.currentWidget() is page
+    assert view_action(win, "Hardware").shortcut().toString() == "Ctrl+3"
+    with qtbot.waitSignal(page.hardware_detected, timeout=5000):
+        pass
+    assert profile.detect_threads and profile.detect_threads[0] != threading.main_thread().name
+    rows = form_text(page.hw_form)
+    assert "NVIDIA GeForce RTX 2080" in rows["GPU"] and "8.0 GB VRAM" in rows["GPU"]
+    assert "compute capability 7.5" in rows["GPU"]
+    assert rows["CPU"] == "Unknown (the operating system does not report a CPU name)"
+    assert rows["Cores"] == "8 physical, 16 logical"
+    assert "AVX2" in rows["SIMD features"]
+    assert rows["Memory (RAM)"] == "16.0 GB total, 12.0 GB available"
+    assert "CUDA0" in rows["llama.cpp"]
+    assert str(ctx.models_dir) in rows["Models folder disk"]
+    assert "CPU model: the operating system does not report a CPU name" in page.unknown_label.text()
+    # No model yet: the plan section says so instead of showing stale numbers.
+    assert "No model is loaded" in page.plan_title.text() and not page.verdict_badge.isVisible()
+
+    # Refresh detects again (another machine now) without blocking.
+    profile.append(builtin_profile("cpu-8gb"))
+    with qtbot.waitSignal(page.hardware_detected, timeout=5000):
+        qtbot.mouseClick(page.refresh_button, Qt.MouseButton.LeftButton)
+    rows = form_text(page.hw_form)
+    assert rows["GPU"] == "None found" and rows["Memory (RAM)"].startswith("8.0 GB total")
+    assert page.unknown_label is None and page.refresh_button.isEnabled()
+    win.close()
+
+
+def test_closing_the_window_joins_a_detection_still_running(qtbot, ctx, monkeypatch) -> None:
+    started = threading.Event()
+
+    def slow_detect(models_dir: object = None) -> HardwareInfo:
+        started.set()
+        time.sleep(0.5)  # the real probe starts llama.cpp in a child process
+        return builtin_profile("cpu-16gb")
+
+    monkeypatch.setattr(hardware_page, "detect_hardware", slow_detect)
+    win = MainWindow(ctx)
+    qtbot.addWidget(win)
+    page = install_hardware_page(win)
+    win.show()
+    assert started.wait(5)
+    assert page.detect_status.text() == "Detecting…" and not page.refresh_button.isEnabled()
+    win.close()
+    assert not any(t.name.startswith("hearth-hw-") for t in threading.enumerate())
+
+
+def test_model_plan_and_state_cache_follow_the_real_engine(qtbot, window: MainWindow, gemma_path: Path) -> None:
+    page = hw_page(window)
+    with qtbot.waitSignal(page.stats_updated, timeout=60000):
+        with qtbot.waitSignal(window.controller.model_loaded, timeout=60000):
+            window.open_model(str(gemma_path))
+    window.show_page(page)
+    assert page.verdict_badge.isVisible() and page.verdict_badge.text() == "Fits"
+    assert "Gemma" in page.plan_title.text()
+    rows = form_text(page.plan_form)
+    assert rows["Context"] == "1,024 tokens"
+    assert rows["Threads"] == "2"
+    assert rows["GPU layers"] == "None (runs on the CPU)"
+    assert rows["KV cache type"] == "F16"
+    assert "predicted" in rows["RAM"] and "in use by the model process" in rows["RAM"]
+    assert "tokens/s" in rows["Estimated speed"]
+    assert "Runs on the CPU" in page.plan_explanation.text()
+    assert page.cache_label.text().startswith("0 of 8 recent conversations kept, 0 MB of 1,024 MB")
+
+    with qtbot.waitSignal(page.stats_updated, timeout=30000):
+        send(qtbot, window, "Tell me about Lisbon")
+    assert page.cache_label.text().startswith("1 of 8 recent conversations kept")
+    assert page.stats["states_bytes"] > 0
+    assert page.cache_label.text().endswith(f"{page.stats['states_bytes'] / 2**20:.1f} MB of 1,024 MB")
+    assert window.status_memory.text().startswith("Model memory:")
+
+    # A new context size needs a reload: Settings says so and reloads on request.
+    sp = settings_page(window)
+    view_action(window, "Settings").trigger()
+    sp.context_size.setEditText("2048")
+    assert sp.save()
+    assert sp.reload_banner.isVisible() and "context size" in sp.reload_label.text()
+    with qtbot.waitSignal(page.stats_updated, timeout=60000):
+        qtbot.mouseClick(sp.reload_button, Qt.MouseButton.LeftButton)
+    assert not sp.reload_banner.isVisible()
+    assert form_text(page.plan_form)["Context"] == "2,048 tokens"
+
+    with qtbot.waitSignal(window.controller.model_unloaded, timeout=30000):
+        window.controller.unload()
+    assert not page.verdict_badge.isVisible() and page.cache_label.text() == "No model is loaded."
+
+
+# ---- Settings page -----------------------------------------------------------
+
+
+def test_settings_round_trip_through_a_restart(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    sp = settings_page(window)
+    view_action(window, "Settings").trigger()
+    assert window.pages.currentWidget() is sp
+    assert view_action(window, "Settings").shortcut().toString() == "Ctrl+,"
+    assert sp.data_dir.isReadOnly() and sp.data_dir.text() == str(window.ctx.paths.data_dir)
+    opened: list[Path] = []
+    sp.open_folder = opened.append  # the system file manager is not part of this test
+    qtbot.mouseClick(sp.open_data_button, Qt.MouseButton.LeftButton)
+    assert opened == [window.ctx.paths.data_dir]
+    models = tmp_path / "my models"
+    sp.models_dir.setText(str(models))
+    sp.hf_endpoint.setText("https://hf-mirror.example.org/")
+    sp.proxy.setText("http://proxy.local:3128")
+    sp.context_size.setEditText("8192")
+    sp.temperature.setText("0.7")
+    sp.top_p.setText("0.9")
+    sp.max_tokens.setText("512")
+    sp.threads.setText("Auto")
+    sp.system_prompt.setPlainText("Answer briefly.")
+    sp.reasoning_effort.setCurrentIndex(sp.reasoning_effort.findData("high"))
+    sp.gpu_layers_override.setText("All")
+    sp.cpu_moe_override.setText("3")
+    sp.state_cache_mb.setText("512")
+    sp.save_states_on_exit.setChecked(True)
+    sp.saved_state_mb.setText("64")
+    qtbot.mouseClick(sp.save_button, Qt.MouseButton.LeftButton)
+    assert sp.status.text() == "Settings saved."
+    assert models.is_dir()
+    # The Hardware page measures free disk space in the new models folder.
+    qtbot.waitUntil(lambda: str(models) in form_text(hw_page(window).hw_form).get("Models folder disk", ""))
+    assert not sp.reload_banner.isVisible()  # no model loaded: nothing to reload
+
+    again = AppContext.create(window.ctx.paths.data_dir)
+    s = again.settings
+    assert s.models_dir == str(models) and again.models_dir == models
+    assert s.hf_endpoint == "https://hf-mirror.example.org" and s.proxy == "http://proxy.local:3128"
+    assert (s.context_size, s.temperature, s.top_p, s.max_tokens, s.threads) == (8192, 0.7, 0.9, 512, None)
+    assert s.system_prompt == "Answer briefly." and s.reasoning_effort == "high"
+    assert (s.gpu_layers_override, s.cpu_moe_override) == (-1, 3)
+    assert s.state_cache_bytes == 512 << 20 and s.save_states_on_exit and s.saved_state_max_bytes == 64 << 20
+    again.close()
+    # The form shows what was stored.
+    assert sp.threads.text() == "Auto" and sp.gpu_layers_override.text() == "All"
+
+
+def test_invalid_input_is_explained_and_nothing_is_saved(qtbot, window: MainWindow) -> None:
+    sp = settings_page(window)
+    view_action(window, "Settings").trigger()
+    path = window.ctx.paths.settings_path
+    before = path.read_bytes() if path.exists() else None
+    sp.temperature.setText("warm")
+    sp.top_p.setText("2")
+    sp.context_size.setEditText("100")
+    sp.proxy.setText("ftp://proxy")
+    sp.max_tokens.setText("600")
+    qtbot.mouseClick(sp.save_button, Qt.MouseButton.LeftButton)
+    assert sp.status.text().startswith("Not saved: 4 fields need fixing")
+    assert sp.errors["temperature"].isVisible() and "“warm”" in sp.errors["temperature"].text()
+    assert sp.errors["top_p"].text() == "Top-p must be greater than 0 and at most 1."
+    assert sp.errors["context_size"].text() == "Context size must be at least 256 tokens."
+    assert "http://host:port" in sp.errors["proxy"].text()
+    assert not sp.errors["max_tokens"].isVisible()
+    # Nothing written, nothing applied, and everything typed is still there.
+    assert (path.read_bytes() if path.exists() else None) == before
+    assert window.ctx.settings.max_tokens == 12 and window.ctx.settings.top_p is None
+    assert (sp.temperature.text(), sp.top_p.text(), sp.context_size.currentText()) == ("warm", "2", "100")
+    assert sp.proxy.hasFocus() or not window.isActiveWindow()  # the first field in error, top down
+    # Leaving the page and coming back keeps the unsaved text too.
+    window.show_page(window.chat_page)
+    view_action(window, "Settings").trigger()
+    assert sp.temperature.text() == "warm"
+
+    sp.temperature.setText("0.5")
+    sp.top_p.setText("")
+    sp.context_size.setEditText("Auto")
+    sp.proxy.setText("")
+    assert sp.save()
+    assert not any(e.isVisible() for e in sp.errors.values())
+    s = AppContext.create(window.ctx.paths.data_dir).settings
+    assert (s.temperature, s.top_p, s.context_size, s.max_tokens) == (0.5, None, None, 600)
+
+
+def test_offline_mode_shows_in_the_status_bar_at_once(qtbot, window: MainWindow) -> None:
+    sp = settings_page(window)
+    view_action(window, "Settings").trigger()
+    assert window.status_offline.text() == ""
+    assert PRIVACY_STATEMENT in [w.text() for w in sp.findChildren(QLabel)]
+    qtbot.keyClick(sp.offline, Qt.Key.Key_Space)
+    assert sp.offline.isChecked()
+    assert window.status_offline.text() == OFFLINE_LABEL
+    assert AppContext.create(window.ctx.paths.data_dir).settings.offline is True
+    sp.offline.setChecked(False)
+    assert window.status_offline.text() == ""
+    assert AppContext.create(window.ctx.paths.data_dir).settings.offline is False
+
+
+def test_theme_change_applies_live(qtbot, window: MainWindow) -> None:
+    app = QApplication.instance()
+    old_palette, old_sheet = app.palette(), app.styleSheet()
+    sp = settings_page(window)
+    view_action(window, "Settings").trigger()
+    try:
+        sp.theme.setCurrentIndex(sp.theme.findData("dark"))
+        assert app.palette().color(QPalette.ColorRole.Window).lightness() < 100
+        assert AppContext.create(window.ctx.paths.data_dir).settings.theme == "dark"
+        sp.theme.setCurrentIndex(sp.theme.findData("light"))
+        assert app.palette().color(QPalette.ColorRole.Window).lightness() > 200
+    finally:
+        app.setPalette(old_palette)
+        app.setStyleSheet(old_sheet)
+
+
+def test_token_goes_to_the_keyring_never_to_settings(qtbot, window: MainWindow, memory_keyring: MemoryKeyring,
+                                                     tmp_path: Path) -> None:
+    sp = settings_page(window)
+    view_action(window, "Settings").trigger()
+    assert sp.token.echoMode() == QLineEdit.EchoMode.Password
+    assert "No token is set" in sp.token_status.text() and not sp.session_only.isVisible()
+    sp.token.setText("hf_secret_abc123")
+    assert sp.save()
+    assert list(memory_keyring.store.values()) == ["hf_secret_abc123"]
+    assert sp.token.text() == "" and "saved in the system keyring" in sp.token_status.text()
+    assert window.token_store.get() == "hf_secret_abc123"  # type: ignore[attr-defined]
+    settings_json = window.ctx.paths.settings_path.read_text(encoding="utf-8")
+    assert "hf_secret" not in settings_json and json.loads(settings_json)
+    assert not any("hf_secret" in p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file())
+    qtbot.mouseClick(sp.remove_token_button, Qt.MouseButton.LeftButton)
+    assert memory_keyring.store == {} and "No token is set" in sp.token_status.text()
+
+
+def test_without_a_keyring_the_token_is_kept_for_this_session_only(qtbot, window: MainWindow,
+                                                                   tmp_path: Path) -> None:
+    keyring.set_keyring(keyring.backends.fail.Keyring())
+    sp = settings_page(window)
+    view_action(window, "Settings").trigger()
+    assert NO_KEYRING in sp.token_status.text() and sp.session_only.isVisible()
+    path = window.ctx.paths.settings_path
+    before = path.read_bytes() if path.exists() else None
+    sp.token.setText("hf_session_only_tok")
+    sp.max_tokens.setText("99")
+    assert not sp.save()
+    assert "Keep for this session only" in sp.errors["token"].text()
+    assert (path.read_bytes() if path.exists() else None) == before
+    assert sp.token.text() == "hf_session_only_tok"
+    sp.session_only.setChecked(True)
+    assert sp.save()
+    assert window.token_store.get() == "hf_session_only_tok"  # type: ignore[attr-defined]
+    assert "this session only" in sp.token_status.text()
+    assert not any("hf_session_only" in p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_every_control_has_an_accessible_name_and_takes_keyboard_focus(qtbot, window: MainWindow) -> None:
+    pages = [hw_page(window), settings_page(window)]
+    for page in pages:
+        window.show_page(page)
+        controls = [w for w in page.findChildren(QWidget)
+                    if isinstance(w, (QAbstractButton, QLineEdit, QComboBox, QPlainTextEdit))
+                    and not isinstance(w.parent(), QComboBox) and w.isVisibleTo(page)]
+        assert controls
+        for w in controls:
+            assert w.accessibleName(), f"{type(w).__name__} {getattr(w, 'text', lambda: '')()} has no name"
+            assert w.focusPolicy() & Qt.FocusPolicy.TabFocus, f"{w.accessibleName()} is not keyboard reachable"
+    # Tab from the theme box reaches Save without the mouse.
+    sp = settings_page(window)
+    window.show_page(sp)
+    window.activateWindow()
+    sp.theme.setFocus()
+    for _ in range(60):
+        if sp.save_button.hasFocus():
+            break
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+    assert sp.save_button.hasFocus()
