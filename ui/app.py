@@ -16,7 +16,10 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from app.context import AppContext, setup_logging
 from app.errors import HearthError
 from ui.crash import install_excepthook
+from ui.documents import install_documents
+from ui.hardware_page import install_hardware_page
 from ui.main_window import MainWindow
+from ui.settings_page import install_settings_page
 from ui.single_instance import InstanceServer, ask_running_instance
 from ui.theme import apply_theme
 
@@ -37,7 +40,11 @@ def create_app(argv: list[str] | None = None) -> QApplication:
 
 def build_window(ctx: AppContext, *, initial_model: str | None = None) -> MainWindow:
     """The main window with every page the build has."""
-    return MainWindow(ctx, initial_model=initial_model)
+    win = MainWindow(ctx, initial_model=initial_model)
+    install_documents(win)
+    install_hardware_page(win)
+    install_settings_page(win)
+    return win
 
 
 def run_gui(args: argparse.Namespace) -> int:

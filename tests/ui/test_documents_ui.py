@@ -9,12 +9,13 @@ import warnings
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QElapsedTimer, QEvent, QMimeData, QPoint, Qt, QTimer, QUrl
-from PySide6.QtGui import QDragEnterEvent, QTextCursor
+from PySide6.QtCore import QElapsedTimer, QEvent, QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QTextCursor
 from PySide6.QtWidgets import QApplication
 
 from app.context import AppContext
 from app.documents.pdfgen import PdfPage, write_pdf
+from app.harmony.tools import default_registry
 from tests.app.documents.helpers import RC4Encryption
 from tests.ui.dnd import drop_files
 from tests.ui.fake_engine import ScriptedEngine
@@ -76,7 +77,10 @@ def test_the_app_window_has_documents(qtbot, data_dir: Path) -> None:
         assert win.attach_files == docs(win).attach_files
         lay = win.chat_page.layout()
         assert lay.indexOf(docs(win).bar) == lay.indexOf(win.composer) - 1, "the bar sits right above the composer"
-        assert win.controller.extra_context_factory == docs(win).extra_context
+        assert win.controller.extra_context_factory is docs(win).turns
+        chat_menu = next(a.menu() for a in win.menuBar().actions() if a.text() == "&Chat")
+        texts = [a.text() for a in chat_menu.actions()]
+        assert "Attach &files…" in texts and "Attach a f&older…" in texts
     finally:
         win.close()
         ctx.close()
@@ -297,6 +301,30 @@ def test_drop_overlay_appears_while_dragging(qtbot, window: MainWindow, tmp_path
     assert chip_names(window) == ["x.txt"]
 
 
+def test_files_dropped_on_the_message_box_are_attached_not_pasted(qtbot, window: MainWindow,
+                                                                   tmp_path: Path) -> None:
+    f = tmp_path / "memo.txt"
+    f.write_text("Meeting moved to Thursday.", encoding="utf-8")
+    window.composer.set_text("draft")
+    viewport = window.composer.edit.viewport()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(f))])
+    mime.setText(str(f))  # file managers add the path as text too
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                                Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(viewport, enter)
+    assert enter.isAccepted() and docs(window).overlay.isVisible()
+    drop = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(viewport, drop)
+    assert drop.isAccepted() and not docs(window).overlay.isVisible()
+    wait_idle(qtbot, window)
+    assert chip_names(window) == ["memo.txt"]
+    assert window.composer.text() == "draft", "the message being written is untouched"
+
+
 def test_attach_button_opens_a_dialog_for_files_and_folders(qtbot, window: MainWindow, tmp_path: Path) -> None:
     folder = tmp_path / "project"
     (folder / "src").mkdir(parents=True)
@@ -429,3 +457,16 @@ def test_a_long_document_is_searched_with_the_tool(qtbot, window: MainWindow, tm
     reply = msgs[-1]
     labels = [b.text() for b in window.chat_view.message_widget(reply.id).citation_buttons]
     assert "handbook.pdf, p. 2" in labels
+
+
+def test_the_turn_hook_also_takes_the_registry_directly(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    # The form ChatController can switch to: extra_context_factory(conversation_id, tools).
+    pdf = write_pdf(tmp_path / "handbook.pdf", pages_with(80, marker=HARBOUR))
+    assert drop_files(window, [pdf])
+    wait_idle(qtbot, window)
+    registry = default_registry()
+    extra = docs(window).turns(window.conversation_id, registry)
+    messages, citations = extra(window.conversation_id, "What is the harbour gate code?")
+    assert "search_documents" in registry
+    assert "AZURE-7731" in messages[0]["content"]
+    assert citations[0]["file"] == "handbook.pdf" and citations[0]["page"] == 2
