@@ -55,13 +55,13 @@ def _is_oom(exc: ModelLoadError) -> bool:
 
 
 def load_model(engine: EngineClient, path: str, settings: Settings, *, states_dir: str | None = None,
-               n_ctx: int | None = None) -> Iterator[float | LoadChoice]:
+               n_ctx: int | None = None, hardware: HardwareInfo | None = None) -> Iterator[float | LoadChoice]:
     """Load ``path``: yields progress fractions, then the LoadChoice that worked.
 
     On an out-of-memory failure the plan is made more conservative once; the
     choice's ``retry_note`` tells the user what changed.
     """
-    choice = choose_load(path, settings, n_ctx=n_ctx)
+    choice = choose_load(path, settings, n_ctx=n_ctx, hardware=hardware)
     kw = {"state_budget_bytes": settings.state_cache_bytes, "states_dir": states_dir}
     try:
         for frac in engine.load(path, choice.params, **kw):

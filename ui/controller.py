@@ -76,7 +76,10 @@ class ChatController(QObject):
         self._timer.setInterval(FRAME_MS)
         self._timer.timeout.connect(self._drain)
         self._generating = False
-        self.extra_context_factory: Callable[[int], Any] | None = None
+        # extra_context_factory(conversation_id, tools) -> ChatSession.extra_context (documents)
+        self.extra_context_factory: Callable[[int, Any], Any] | None = None
+        # hardware_provider() -> HardwareInfo | None, so a load need not detect again
+        self.hardware_provider: Callable[[], Any] | None = None
         self.tools_factory: Callable[[], Any] | None = None
 
     # ---- state -----------------------------------------------------------
@@ -110,7 +113,9 @@ class ChatController(QObject):
         self.model_loading.emit(path, 0.0)
 
         def run() -> Iterator[Any]:
-            for item in load_model(self.engine, path, self.ctx.settings, states_dir=str(self.ctx.paths.states_dir)):
+            hw = self.hardware_provider() if self.hardware_provider else None
+            for item in load_model(self.engine, path, self.ctx.settings, states_dir=str(self.ctx.paths.states_dir),
+                                   hardware=hw):
                 if isinstance(item, LoadChoice):
                     self.load_choice = item
                     if item.retry_note:
@@ -137,7 +142,7 @@ class ChatController(QObject):
     def _make_session(self, conversation_id: int) -> ChatSession:
         s = self.ctx.settings
         tools = self.tools_factory() if self.tools_factory else None
-        extra = self.extra_context_factory(conversation_id) if self.extra_context_factory else None
+        extra = self.extra_context_factory(conversation_id, tools) if self.extra_context_factory else None
         self._session = ChatSession(
             self.ctx.store, self.engine, tools=tools, extra_context=extra,
             sampling=SamplingSettings(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,

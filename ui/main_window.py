@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
@@ -32,6 +32,8 @@ NO_MODEL_TEXT = (
 
 
 class MainWindow(QMainWindow):
+    conversation_changed = Signal(object)  # the open conversation's id, or None for a new chat
+
     def __init__(self, ctx: AppContext, *, initial_model: str | None = None) -> None:
         super().__init__()
         self.ctx = ctx
@@ -42,7 +44,7 @@ class MainWindow(QMainWindow):
         self.controller.tools_factory = default_registry
         self.conversation_id: int | None = None
         self._editing_message_id: int | None = None
-        self._deleted: tuple[Any, list[Message]] | None = None
+        self._deleted: tuple[Any, list[Message], list[dict[str, Any]]] | None = None
         self._build()
         self._connect()
         self.sidebar.refresh()
@@ -258,6 +260,7 @@ class MainWindow(QMainWindow):
         self.chat_view.set_empty_text(NO_MODEL_TEXT if not self.controller.loaded else "Start the conversation below.")
         self.composer.set_reasoning(self.ctx.settings.reasoning_effort, self.composer.reasoning.isVisible())
         self.composer.focus()
+        self.conversation_changed.emit(None)
 
     def open_conversation(self, conversation_id: int) -> None:
         if self.controller.generating and conversation_id != self.conversation_id:
@@ -275,6 +278,11 @@ class MainWindow(QMainWindow):
         if last and last[0].stats:
             self.composer.set_context(last[0].stats.get("context_used"), last[0].stats.get("n_ctx"))
         self.ctx.settings.extra["last_conversation"] = conversation_id
+        self.conversation_changed.emit(conversation_id)
+
+    def ensure_conversation(self) -> int:
+        """The open conversation's id, creating the conversation if this is a new chat."""
+        return self._ensure_conversation()
 
     def _ensure_conversation(self) -> int:
         if self.conversation_id is None:
@@ -286,6 +294,9 @@ class MainWindow(QMainWindow):
             effort = ("low", "medium", "high")[self.composer.reasoning.currentIndex()]
             self.ctx.store.update(conv.id, reasoning_effort=effort)
             self.chat_view.conversation_id = conv.id
+            self.sidebar.refresh()
+            self.sidebar.select(conv.id, emit=False)
+            self.conversation_changed.emit(conv.id)
         return self.conversation_id
 
     def send(self, text: str) -> None:
@@ -355,7 +366,7 @@ class MainWindow(QMainWindow):
             self.controller.stop()
         store = self.ctx.store
         conv = store.get(conversation_id)
-        self._deleted = (conv, store.messages(conversation_id))
+        self._deleted = (conv, store.messages(conversation_id), store.attachment_rows(conversation_id))
         store.delete(conversation_id)
         if conversation_id == self.conversation_id:
             self.new_chat()
@@ -367,8 +378,8 @@ class MainWindow(QMainWindow):
     def undo_delete(self) -> None:
         if self._deleted is None:
             return
-        conv, msgs = self._deleted
-        self.ctx.store.restore(conv, msgs)
+        conv, msgs, attachments = self._deleted
+        self.ctx.store.restore(conv, msgs, attachments)
         self._forget_deleted()
         self.sidebar.refresh()
         self.sidebar.select(conv.id)

@@ -158,7 +158,15 @@ class ConversationStore:
     def delete(self, conversation_id: int) -> None:
         self._c.execute("DELETE FROM conversations WHERE id=?", (conversation_id,))
 
-    def restore(self, conv: Conversation, messages: Iterable[Message]) -> None:
+    def attachment_rows(self, conversation_id: int) -> list[dict[str, Any]]:
+        """The conversation's document attachments, as rows to hand back to restore()."""
+        if not self._c.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='attachments'").fetchone():
+            return []
+        rows = self._c.execute("SELECT * FROM attachments WHERE conversation_id=?", (conversation_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def restore(self, conv: Conversation, messages: Iterable[Message],
+                attachments: Iterable[dict[str, Any]] = ()) -> None:
         """Put back a deleted conversation exactly as it was (undo)."""
         c = self._c
         c.execute("BEGIN")
@@ -171,6 +179,12 @@ class ConversationStore:
             )
             for m in messages:
                 self._insert(m.conversation_id, m.seq, m, msg_id=m.id)
+            for row in attachments:
+                # Only while the document is still indexed (nothing else was cleaned up meanwhile).
+                if c.execute("SELECT 1 FROM documents WHERE id=?", (row.get("document_id"),)).fetchone():
+                    cols = ", ".join(row)
+                    c.execute(f"INSERT INTO attachments({cols}) VALUES ({', '.join('?' * len(row))})",
+                              tuple(row.values()))
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")

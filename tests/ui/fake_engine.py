@@ -63,3 +63,7 @@ class ScriptedEngine:
 
     def save_states(self, *a: Any, **k: Any) -> int:
         return 0
+
+    def stats(self) -> dict[str, Any]:
+        return {"rss_bytes": 0, "peak_rss_bytes": 0, "states_cached": 0, "states_bytes": 0,
+                "states_budget_bytes": 1 << 30, "states_max_entries": 8}
