@@ -38,7 +38,7 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``models`` and its subcommands to the top-level ``hearth`` subparsers."""
-    m = subparsers.add_parser("models", help="list, download, import, verify and remove models",
+    m: argparse.ArgumentParser = subparsers.add_parser("models", help="list, download, import, verify and remove models",
                               description="Manage the models Hearth can run.")
     sub = m.add_subparsers(dest="models_command", metavar="COMMAND", parser_class=type(m))
 
@@ -185,7 +185,7 @@ def _list(ctx: _Ctx, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _table(ctx: _Ctx, rows: list[tuple[str, ...]]) -> None:
+def _table(ctx: _Ctx, rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         ctx.say("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -249,6 +249,7 @@ class ProgressBar:
         self._tty = bool(getattr(stream, "isatty", lambda: False)())
         self._last = 0.0
         self._open = False
+        self._text = ""
 
     def update(self, ev: DownloadProgress) -> None:
         now = time.monotonic()
@@ -256,7 +257,8 @@ class ProgressBar:
             self._line(ev.message)
             return
         if ev.state.finished or ev.state is DownloadState.VERIFYING:
-            self._draw(ev)
+            if ev.total and ev.state is not DownloadState.FAILED:
+                self._draw(ev)
             self.end()
             return
         # Not a terminal: a line every few seconds instead of an animated bar.
@@ -274,6 +276,9 @@ class ProgressBar:
         else:
             text = (f"{ev.filename} [{bar}] {100 * frac:5.1f}%  {format_bytes(ev.bytes_done)}/"
                     f"{format_bytes(ev.total or 0)}  {format_rate(ev.speed_bps)}  ETA {format_duration(ev.eta_s)}")
+        if text == self._text:
+            return
+        self._text = text
         if self._tty:
             self.stream.write("\r" + text.ljust(100)[:120])
             self._open = True

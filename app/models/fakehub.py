@@ -117,7 +117,8 @@ class RequestRecord:
 class FakeHub:
     """``with FakeHub() as hub: hub.add_file(...); HfApi(endpoint=hub.url)``."""
 
-    def __init__(self, host: str = "127.0.0.1", cdn_host: str | None = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", cdn_host: str | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.repos: dict[str, FakeRepo] = {}
         self.requests: list[RequestRecord] = []
         self._lock = threading.Lock()
@@ -127,9 +128,17 @@ class FakeHub:
         self._conns: set[socket.socket] = set()
         self._server = _Server((host, 0), _Handler)
         self._server.hub = self
+        scheme = "http"
+        if tls is not None:  # (certfile, keyfile): serve HTTPS, e.g. with a self-signed certificate
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(tls[0]), str(tls[1]))
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+            scheme = "https"
         self.port = self._server.server_address[1]
-        self.url = f"http://{host}:{self.port}"
-        self.cdn_url = f"http://{cdn_host or host}:{self.port}"
+        self.url = f"{scheme}://{host}:{self.port}"
+        self.cdn_url = f"{scheme}://{cdn_host or host}:{self.port}"
         self._thread: threading.Thread | None = None
 
     # --- set-up --------------------------------------------------------------
@@ -392,8 +401,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         plain = (not faults.drop_at and faults.corrupt_at is None and faults.stall_at is None
                  and not faults.throttle_bps)
         if f.path is not None and plain:
-            with open(f.path, "rb") as fh:
-                self.connection.sendfile(fh, start, end - start)
+            with open(f.path, "rb") as src:
+                self.connection.sendfile(src, start, end - start)
             return
         fh = open(f.path, "rb") if f.path is not None else None
         t0 = time.monotonic()
@@ -461,3 +470,28 @@ def write_blob_file(path: Path, size: int, chunk: int = 8 << 20) -> Path:
             f.write(os.urandom(n))
             left -= n
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve files from another process (the benchmark does, so the server does not share our GIL).
+
+    ``python -m app.models.fakehub REPO_ID FILE [FILE...]`` prints the URL, then serves until stdin closes.
+    """
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 2:
+        print("usage: python -m app.models.fakehub REPO_ID FILE [FILE...]", file=sys.stderr)
+        return 2
+    hub = FakeHub()
+    for name in args[1:]:
+        p = Path(name)
+        hub.add_file(args[0], p.name, path=p)
+    with hub:
+        print(hub.url, flush=True)
+        sys.stdin.read()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

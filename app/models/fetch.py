@@ -107,6 +107,13 @@ def ssl_context() -> ssl.SSLContext:
         return _SSL_CONTEXT
 
 
+def tls_failure_message(url: str, exc: BaseException) -> str:
+    host = urllib.parse.urlsplit(url).hostname or url
+    reason = getattr(exc, "verify_message", None) or str(exc)
+    return (f"The certificate of {host} could not be verified ({reason}). Hearth always checks certificates: "
+            "check the mirror address and proxy in Settings, and the computer's date and time.")
+
+
 def _abortable_connect(abort: AbortHandle, connect_timeout: float, io_timeout: float) -> Any:
     """A socket.create_connection replacement that polls the abort flag while connecting."""
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -24,6 +23,7 @@ from typing import Any, TypeVar
 
 from app.errors import Cancelled
 from app.models.errors import AuthRequiredError, HubError, NetworkError, OfflineError, RemoteNotFoundError
+from app.models.fetch import tls_failure_message
 from app.models.hashing import GIT_SHA1, SHA256
 from app.models.network import CancelToken, NetworkConfig, RetryPolicy, parse_retry_after
 
@@ -34,7 +34,7 @@ SPLIT_RE = re.compile(r"^(?P<prefix>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$
 _RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 
 _lock = threading.Lock()
-_installed_proxy: tuple[str | None] | None = None  # the proxy of the client factory we installed
+_installed_for_proxy: tuple[str | None] | None = None  # the proxy of the client factory we installed
 
 
 def configure_environment(offline: bool) -> None:
@@ -47,8 +47,6 @@ def configure_environment(offline: bool) -> None:
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
     if offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
-    elif "huggingface_hub" not in sys.modules:
-        os.environ.pop("HF_HUB_OFFLINE", None)
 
 
 def _hf() -> ModuleType:
@@ -63,15 +61,15 @@ def _hf() -> ModuleType:
 def _prepare(net: NetworkConfig, action: str) -> ModuleType:
     net.require_online(action)
     hf = _hf()
-    _install_proxy(hf, net.proxy)
+    _install_client(hf, net.proxy)
     return hf
 
 
-def _install_proxy(hf: ModuleType, proxy: str | None) -> None:
+def _install_client(hf: ModuleType, proxy: str | None) -> None:
     """Give huggingface_hub an httpx client with the configured proxy and timeouts (TLS checks stay on)."""
-    global _installed_proxy
+    global _installed_for_proxy
     with _lock:
-        if _installed_proxy == (proxy,):
+        if _installed_for_proxy == (proxy,):
             return
         import httpx2
 
@@ -87,7 +85,7 @@ def _install_proxy(hf: ModuleType, proxy: str | None) -> None:
                                  timeout=httpx2.Timeout(60.0, connect=20.0))
 
         hf.set_client_factory(factory)
-        _installed_proxy = (proxy,)
+        _installed_for_proxy = (proxy,)
 
 
 def _token(net: NetworkConfig) -> str | bool:
@@ -228,6 +226,8 @@ def _call(fn: Callable[[], T], *, net: NetworkConfig, action: str, repo_id: str 
         try:
             return fn()
         except (hf.errors.HfHubHTTPError, hf.errors.OfflineModeIsEnabled, httpx2.TransportError) as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # not transient: never retried, never bypassed
+                raise HubError(tls_failure_message(net.resolved_endpoint, exc)) from exc
             wrapped = _wrap(hf, exc, repo_id, filename, net)
             if wrapped is not exc:
                 raise wrapped from exc
@@ -235,7 +235,9 @@ def _call(fn: Callable[[], T], *, net: NetworkConfig, action: str, repo_id: str 
             response = getattr(exc, "response", None)
             status = getattr(response, "status_code", None) if response is not None else None
             reason = f"HTTP {status}" if status else type(exc).__name__
-            if failures >= policy.max_attempts:
+            # No route to the server at all (DNS, refused, no network): a few quick tries, not minutes.
+            limit = min(policy.max_attempts, 3) if isinstance(exc, httpx2.ConnectError) else policy.max_attempts
+            if failures >= limit:
                 raise NetworkError(
                     f"Could not reach {net.resolved_endpoint} to {action} ({reason}, {failures} tries). "
                     "Check your internet connection, proxy and mirror settings, then try again."

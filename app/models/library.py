@@ -25,12 +25,13 @@ from app.errors import Cancelled, HearthError, ModelLoadError
 from app.gguf_info import GGUFInfo, iter_gguf_files, read_gguf_info
 from app.models.architectures import LLAMA_CPP_VERSION, is_known_architecture
 from app.models.catalog import CatalogEntry
-from app.models.download import PART_SUFFIX, STATE_SUFFIX, DownloadRequest, check_disk_space, disk_margin, \
-    read_part_state
-from app.models.errors import ImportRejectedError, ModelNotInstalledError
+from app.models.download import DownloadRequest
+from app.models.errors import DiskFullError, ImportRejectedError, ModelNotInstalledError
 from app.models.hashing import CHUNK, GIT_SHA1, SHA256, iter_hash, new_hasher
 from app.models.hfcache import CachedModel, blob_sha256, find_cached_models
 from app.models.network import CancelToken
+from app.models.partfile import PART_SUFFIX, STATE_SUFFIX, PartState, check_disk_space, disk_margin, is_disk_full, \
+    read_part_state, write_all
 from app.paths import AppPaths
 
 log = logging.getLogger(__name__)
@@ -301,7 +302,7 @@ class ModelLibrary:
             state = read_part_state(self.models_dir / (filename + STATE_SUFFIX))
             out.append(PartialDownload(filename=filename, part_path=part, bytes_done=part.stat().st_size,
                                        total=state.size if state else None,
-                                       request=state.request() if state else None))
+                                       request=_request(state) if state else None))
         return out
 
     def get(self, name: str) -> InstalledModel:
@@ -502,7 +503,7 @@ class ModelLibrary:
                     while n := fin.readinto(mv):
                         if cancel is not None and cancel.cancelled:
                             raise Cancelled(f"Import of {src.name} cancelled.")
-                        fout.write(mv[:n])
+                        write_all(fout, mv[:n])
                         h.update(mv[:n])
                         done += n
                         now = time.monotonic()
@@ -513,12 +514,17 @@ class ModelLibrary:
                 hashes.append(h.hexdigest())
             for src_part, tmp in zip(parts, temps):
                 os.replace(tmp, self.models_dir / src_part.name)
-        except BaseException:
+        except BaseException as exc:
             for tmp in temps:
                 try:
                     tmp.unlink()
                 except OSError:
                     pass
+            if isinstance(exc, OSError):
+                if is_disk_full(exc):
+                    raise DiskFullError(f"Not enough disk space in {self.models_dir} to copy {src.name}. "
+                                        "Free some space, or use the model in place instead.") from exc
+                raise HearthError(f"Cannot copy {src.name} into {self.models_dir}: {exc.strerror or exc}.") from exc
             raise
         with self._lock:
             data = self._load()
@@ -544,6 +550,11 @@ class ModelLibrary:
         """GGUF models in the Hugging Face cache that are not in the library yet (import them in place)."""
         known = {os.path.realpath(m.path) for m in self.list_installed()}
         return [c for c in find_cached_models(cache_dir) if os.path.realpath(c.path) not in known]
+
+
+def _request(state: PartState) -> DownloadRequest:
+    return DownloadRequest(state.repo_id, state.filename, state.revision, sha256=state.sha256,
+                           catalog_id=state.catalog_id)
 
 
 def _renamed(model: InstalledModel, name: str) -> InstalledModel:

@@ -67,7 +67,7 @@ class RetryPolicy:
         """Seconds to wait before attempt ``failures + 1``; a server's Retry-After wins."""
         if retry_after is not None:
             return max(0.0, min(retry_after, self.max_retry_after_s))
-        return min(self.max_delay_s, self.base_delay_s * (2 ** max(0, failures - 1)))
+        return float(min(self.max_delay_s, self.base_delay_s * 2.0 ** max(0, failures - 1)))
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

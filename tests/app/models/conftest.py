@@ -103,3 +103,11 @@ def no_keyring() -> Iterator[None]:
         yield
     finally:
         keyring.set_keyring(before)
+
+
+@pytest.fixture(autouse=True)
+def _hub_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI sets HF_HUB_OFFLINE / HF_HUB_DISABLE_TELEMETRY for its process; undo that after each test."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")

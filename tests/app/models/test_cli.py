@@ -135,3 +135,20 @@ def test_wired_into_the_hearth_command(data_dir: Path, capsys: pytest.CaptureFix
 
     assert hearth_main(["--data-dir", str(data_dir), "models", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["models"] == []
+
+
+def test_split_set_download_fetches_every_part(fakehub: FakeHub, data_dir: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "split"
+    src.mkdir()
+    write_gguf(src / "big.gguf", n_layers=3, split_max_tensors=2)
+    for part in sorted(src.iterdir()):
+        fakehub.add_file("org/big-GGUF", f"Q4/{part.name}", part.read_bytes())
+    assert hearth(data_dir, "download", "org/big-GGUF", "Q4/big-00001-of-00002.gguf") == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in (data_dir / "models").glob("big-*")) == [
+        "big-00001-of-00002.gguf", "big-00002-of-00002.gguf"]
+    assert hearth(data_dir, "list", "--json") == 0
+    [model] = json.loads(capsys.readouterr().out)["models"]
+    assert model["name"] == "big" and len(model["parts"]) == 2
+    assert hearth(data_dir, "verify", "big") == 0

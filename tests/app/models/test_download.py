@@ -11,6 +11,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -20,7 +21,7 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from app.models import hub
+from app.models import fetch, hub
 from app.models.download import DownloadJob, DownloadProgress, DownloadRequest, DownloadState, run_to_end
 from app.models.download_queue import DownloadQueue
 from app.models.errors import AuthRequiredError, DiskFullError, HashMismatchError, OfflineError, RemoteNotFoundError
@@ -457,8 +458,6 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_tls_is_always_verified(self_signed: tuple[Path, Path], models_dir: Path) -> None:
-    from app.models import fetch
-
     with FakeHub(tls=self_signed) as fakehub:
         f = fakehub.add_file(REPO, "model.gguf", make_blob(1000))
         net = NetworkConfig(endpoint=fakehub.url)
@@ -466,12 +465,23 @@ def test_tls_is_always_verified(self_signed: tuple[Path, Path], models_dir: Path
         last = run(make_job(models_dir, net, "model.gguf"))[-1]
         assert last.state is DownloadState.FAILED and "could not be verified" in last.message
         # The byte transfer refuses it too (not only huggingface_hub's metadata call).
-        with pytest.raises(ssl_error()):
+        with pytest.raises(ssl.SSLCertVerificationError):
             fetch.open_url(f"{fakehub.url}/cdn/{f.sha256}", headers={}, abort=fetch.AbortHandle())
     assert list(models_dir.iterdir()) == []
 
 
-def ssl_error() -> type[Exception]:
-    import ssl
-
-    return ssl.SSLCertVerificationError
+def test_leaving_the_generator_early_keeps_the_part_like_a_pause(fakehub: FakeHub, net: NetworkConfig,
+                                                                 models_dir: Path) -> None:
+    data = make_blob(2_000_000, seed=12)
+    fakehub.add_file(REPO, "model.gguf", data).faults.throttle_bps = 4_000_000
+    job = make_job(models_dir, net, "model.gguf")
+    gen = job.run()
+    for ev in gen:
+        if ev.state is DownloadState.DOWNLOADING and ev.bytes_done > 0:
+            break
+    gen.close()  # what an interrupted consumer (Ctrl+C, a closed window) does
+    assert job.state is DownloadState.PAUSED and not job.running
+    assert (models_dir / "model.gguf.part").exists() and (models_dir / "model.gguf.part.json").exists()
+    fakehub.file(REPO, "model.gguf").faults.throttle_bps = None
+    assert run(job)[-1].state is DownloadState.COMPLETED
+    assert (models_dir / "model.gguf").read_bytes() == data

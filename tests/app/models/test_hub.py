@@ -85,3 +85,19 @@ def test_the_fake_hub_speaks_what_huggingface_hub_expects() -> None:
         meta = huggingface_hub.get_hf_file_metadata(url, token=False, endpoint=fakehub.url)
     assert meta.size == 2048 and meta.etag == f.sha256 and meta.commit_hash
     assert meta.location.startswith(f"{fakehub.cdn_url}/cdn/{f.sha256}")
+
+
+def test_only_hub_py_imports_huggingface_hub() -> None:
+    """huggingface_hub reads its settings at import: one module imports it, lazily, after configuring."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3] / "app"
+    users = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(n.split(".")[0] in ("huggingface_hub", "httpx2") for n in names):
+                users.append(path.relative_to(root.parent).as_posix())
+    assert set(users) == {"app/models/hub.py"}
