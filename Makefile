@@ -71,9 +71,29 @@ bench: $(TEST_STAMP)
 bench-quick: $(TEST_STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m tests.bench.run --quick
 
-bundle: $(TEST_STAMP)
-	$(PY) -m pip install --quiet "pyinstaller>=6.10"
-	$(PY) -m PyInstaller --noconfirm --clean --distpath dist --workpath build/pyinstaller packaging/hearth.spec
+# The bundle ships llama.cpp built without -march=native, with ggml's CPU backend
+# compiled for every x86-64 level and picked at run time (packaging/README.md).
+# That build takes long and is made once, into build/portable-llama.
+PORTABLE_LLAMA := build/portable-llama
+LLAMA_SDIST := $(VENV)/sdist/llama_cpp_python-$(LLAMA_VERSION).tar.gz
+BUNDLE_ENV := HEARTH_LLAMA_LIBS=$(abspath $(PORTABLE_LLAMA)) HEARTH_ICONS=$(abspath build/icons) \
+	PYINSTALLER_CONFIG_DIR=$(abspath build/pyinstaller-config)
+ifeq ($(shell uname -s),Darwin)
+  BUNDLE_PACKAGE := sh packaging/macos/make_dmg.sh dist/Hearth.app dist/Hearth-macos-$(shell uname -m).dmg
+else
+  BUNDLE_PACKAGE := sh packaging/linux/make_tarball.sh dist/hearth dist/hearth-linux-$(shell uname -m).tar.gz
+endif
+
+$(PORTABLE_LLAMA)/manifest.json: | $(APP_STAMP)
+	@echo "Building portable llama.cpp libraries for the bundle (long: once per CPU level)…"
+	$(PY) packaging/portable_llama.py --out $(PORTABLE_LLAMA) --version $(LLAMA_VERSION) --sdist $(LLAMA_SDIST)
+
+bundle: $(APP_STAMP) $(PORTABLE_LLAMA)/manifest.json
+	@$(PY) -c "import PyInstaller" 2>/dev/null || $(PY) -m pip install --quiet "pyinstaller>=6.10,<7"
+	$(PY) packaging/make_icons.py --out build/icons
+	$(BUNDLE_ENV) $(PY) -m PyInstaller --noconfirm --log-level WARN --distpath dist \
+		--workpath build/pyinstaller packaging/hearth.spec
+	$(BUNDLE_PACKAGE)
 
 clean:
 	rm -rf build dist *.egg-info

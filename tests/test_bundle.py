@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -108,7 +109,7 @@ def _run(bundle: Bundle, args: Sequence[str], cwd: Path, *, env: dict[str, str] 
     """Run the bundled executable; returns the result and its wall time. Kills its whole group on timeout."""
     full_env = {**os.environ, **(env or {})}
     t0 = time.perf_counter()
-    kwargs: dict = {"start_new_session": True} if not IS_WIN else {}
+    kwargs: dict[str, Any] = {"start_new_session": True} if not IS_WIN else {}
     proc = subprocess.Popen([str(bundle.exe), *args], cwd=cwd, env=full_env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace", **kwargs)
     try:
@@ -192,6 +193,27 @@ def test_hardware_probe_finds_the_best_cpu_variant(bundle: Bundle, tmp_path: Pat
         assert "AVX2 = 1" in backend["system_info"], backend["system_info"]
 
 
+@pytest.mark.skipif(IS_MAC or IS_WIN, reason="the app folder is rebuilt with symlinks (Linux layout)")
+def test_oldest_cpus_get_the_baseline_variant_and_still_chat(bundle: Bundle, tmp_path: Path,
+                                                              gptoss_mxfp4_path: Path) -> None:
+    """With only the plain x86-64 variant present (what a CPU without AVX gets), a chat still works."""
+    app = tmp_path / "app"
+    app.mkdir()
+    shutil.copy2(bundle.exe, app / bundle.exe.name)  # ggml looks next to the real executable
+    (app / bundle.contents.name).symlink_to(bundle.contents, target_is_directory=True)
+    shutil.copy2(bundle.exe.parent / "libggml-cpu-x64.so", app / "libggml-cpu-x64.so")
+    baseline = Bundle(app_dir=app, exe=app / bundle.exe.name, contents=app / bundle.contents.name)
+    r, _wall = _run(baseline, ["hw", "--json"], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    info = json.loads(r.stdout)["backend"]["system_info"]
+    assert "AVX" not in info, f"the baseline variant uses AVX: {info}"
+    r, _wall = _run(baseline, ["chat", "--model", str(gptoss_mxfp4_path), "--max-tokens", "4", "--json", "hi"],
+                    tmp_path, env={"HEARTH_DATA_DIR": str(tmp_path / "data")})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1])["tokens"] > 0
+    _assert_nothing_left_running(baseline)
+
+
 def test_catalog_and_icon_ship_in_the_bundle(bundle: Bundle, tmp_path: Path) -> None:
     r, _wall = _run(bundle, ["models", "catalog", "--json"], tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -215,7 +237,7 @@ def test_gui_starts_offscreen_and_quits(bundle: Bundle, tmp_path: Path) -> None:
 def test_linux_tarball_installs_a_menu_entry_and_command(bundle: Bundle, tmp_path: Path) -> None:
     tarballs = sorted(DIST.glob("hearth-linux-*.tar.gz"))
     assert tarballs, "make bundle writes dist/hearth-linux-<arch>.tar.gz"
-    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python >= 3.10.12
+    safe: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python >= 3.10.12
     with tarfile.open(tarballs[-1]) as tf:
         tf.extractall(tmp_path / "unpacked", **safe)
     (top,) = (tmp_path / "unpacked").iterdir()

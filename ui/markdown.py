@@ -56,16 +56,18 @@ def render_blocks(text: str, *, dark: bool = False) -> list[Block]:
     md = _md()
     tokens = md.parse(text)
     blocks: list[Block] = []
-    pending = []
+    pending: list = []
+    # One block per top-level Markdown block (paragraph, list, table, heading…): while a
+    # reply streams only its last block changes, so only that widget is laid out again.
     for tok in tokens:
         if tok.type in ("fence", "code_block") and tok.level == 0:
-            if pending:
-                blocks.append(Block("html", _TABLE_STYLE + md.renderer.render(pending, md.options, {})))
-                pending = []
             lang = (tok.info or "").strip().split(" ")[0]
             blocks.append(Block("code", highlight_code(tok.content.rstrip("\n"), lang, dark), tok.content, lang))
-        else:
-            pending.append(tok)
+            continue
+        pending.append(tok)
+        if tok.level == 0 and tok.nesting <= 0:  # a top-level block just closed
+            blocks.append(Block("html", _TABLE_STYLE + md.renderer.render(pending, md.options, {})))
+            pending = []
     if pending:
         blocks.append(Block("html", _TABLE_STYLE + md.renderer.render(pending, md.options, {})))
     return blocks
