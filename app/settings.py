@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -62,6 +63,17 @@ class Settings:
             raise SettingsError("Threads must be at least 1.")
         if self.reasoning_effort not in ("low", "medium", "high"):
             raise SettingsError("Reasoning effort must be low, medium or high.")
+        if self.gpu_layers_override is not None and self.gpu_layers_override < -1:
+            raise SettingsError("GPU layers must be -1 (all), 0 or more.")
+        if self.cpu_moe_override is not None and self.cpu_moe_override < 0:
+            raise SettingsError("CPU expert layers must be 0 or more.")
+        if self.state_cache_bytes < 0:
+            raise SettingsError("The conversation-state cache size cannot be negative.")
+        if self.saved_state_max_bytes < (1 << 20):
+            raise SettingsError("The largest saved conversation state must be at least 1 MB.")
+        for name, url in (("Mirror endpoint", self.hf_endpoint), ("Proxy", self.proxy)):
+            if url and not url.startswith(("http://", "https://", "socks5://", "socks5h://")):
+                raise SettingsError(f"{name} must be a URL starting with http:// or https://.")
 
 
 def _migrate_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +109,18 @@ def load_settings(path: Path) -> Settings:
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         s = settings_from_dict(data)
-        s.validate()
+        try:
+            s.validate()
+        except SettingsError as exc:
+            # One bad value (say, a hand edit) must not cost the others: reset only
+            # the fields that fail on their own, and keep the original file aside.
+            bad = [f.name for f in fields(Settings) if f.name not in ("schema_version", "extra")
+                   and not _field_ok(f.name, getattr(s, f.name))]
+            log.warning("settings file %s has invalid values (%s): %s reset to defaults", path, exc, bad)
+            shutil.copyfile(path, path.with_suffix(".broken.json"))
+            for name in bad:
+                setattr(s, name, getattr(Settings(), name))
+            s.validate()
         return s
     except (OSError, ValueError, TypeError, KeyError, SettingsError) as exc:
         aside = path.with_suffix(".broken.json")
@@ -107,6 +130,14 @@ def load_settings(path: Path) -> Settings:
         except OSError:
             pass
         return Settings()
+
+
+def _field_ok(name: str, value: Any) -> bool:
+    try:
+        Settings(**{name: value}).validate()
+    except (SettingsError, TypeError, ValueError):
+        return False
+    return True
 
 
 def save_settings(settings: Settings, path: Path) -> None:

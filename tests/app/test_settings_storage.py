@@ -150,3 +150,19 @@ def test_fresh_database_is_wal_and_versioned(tmp_path: Path) -> None:
     assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.conn.execute("SELECT version FROM schema_version").fetchone()[0] == len(dbmod.MIGRATIONS)
     db.close()
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("gpu_layers_override", -2, "GPU layers"), ("cpu_moe_override", -1, "CPU expert"),
+    ("state_cache_bytes", -1, "cache size"), ("saved_state_max_bytes", 10, "at least 1 MB"),
+    ("hf_endpoint", "mirror.example", "Mirror endpoint"), ("proxy", "host:3128", "Proxy"),
+])
+def test_hand_edited_bad_values_are_refused(tmp_path: Path, field: str, value: object, message: str) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"schema_version": SCHEMA_VERSION, field: value, "max_tokens": 777}))
+    loaded = load_settings(path)
+    assert getattr(loaded, field) == getattr(Settings(), field)  # the bad value is reset…
+    assert loaded.max_tokens == 777  # …and the good ones are kept
+    assert (tmp_path / "settings.broken.json").exists()
+    with pytest.raises(Exception, match=message):
+        save_settings(Settings(**{field: value}), tmp_path / "other.json")
