@@ -38,6 +38,7 @@ class GenerateRequest:
     seed: int | None = None
     stop_tokens: tuple[str, ...] = ()  # special-token texts that end generation
     use_cache: bool = True
+    ignore_eos: bool = False  # generate max_tokens whatever the model says (benchmarks)
 
 
 @dataclass(frozen=True)

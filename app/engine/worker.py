@@ -35,6 +35,7 @@ from app.engine import protocol as P
 log = logging.getLogger(__name__)
 
 _LOG_TAIL_LINES = 60
+SEND_INTERVAL_S = 0.01
 _STATE_MAGIC = b"HEARTHSTATE1"
 
 
@@ -445,6 +446,17 @@ class Engine:
         )
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         raw_parts: list[str] = []
+        outbox: list[str] = []
+        stop_token = ""
+        last_send = 0.0  # the first token goes out at once
+
+        def flush() -> None:
+            text = "".join(outbox)
+            outbox.clear()
+            if text:
+                raw_parts.append(text)
+                self._send(P.TokenPiece(req.req_id, text))
+
         n_gen = 0
         stop_reason = "length"
         ttft = None
@@ -465,22 +477,22 @@ class Engine:
                     stop_reason = "cancelled"
                     break
                 tok = sampler.sample(llm._ctx, -1)
-                if tok in stop_ids or lc.llama_vocab_is_eog(vocab, tok):
-                    tail = decoder.decode(b"", final=True)  # bytes still pending belong before the stop
-                    if tail:
-                        raw_parts.append(tail)
-                        self._send(P.TokenPiece(req.req_id, tail))
-                    raw_parts.append(self._piece(tok))
+                if not req.ignore_eos and (tok in stop_ids or lc.llama_vocab_is_eog(vocab, tok)):
+                    outbox.append(decoder.decode(b"", final=True))  # pending bytes belong before the stop
+                    stop_token = self._piece(tok)
                     stop_reason = "stop"
                     break
-                text = decoder.decode(self._piece_bytes(tok))
+                outbox.append(decoder.decode(self._piece_bytes(tok)))
                 n_gen += 1
-                if text:
-                    raw_parts.append(text)
-                    self._send(P.TokenPiece(req.req_id, text))
+                now = time.perf_counter()
                 if ttft is None:
-                    t_first = time.perf_counter()
+                    t_first = now
                     ttft = t_first - t_start
+                if now - last_send >= SEND_INTERVAL_S:
+                    # Fast models produce tokens faster than anyone can read them: batching
+                    # the pipe writes keeps the app's wake-ups from slowing the compute threads.
+                    flush()
+                    last_send = now
                 if not snapshot_done:
                     # After the first token is on its way: the cache holds exactly the
                     # prompt now, which is what the next turn will start from.
@@ -497,12 +509,13 @@ class Engine:
             if self._cancelled():
                 stop_reason = "cancelled"
             else:
+                flush()
                 self._send(P.RequestFailed(req.req_id, f"Generation failed: {exc}"))
                 return
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            raw_parts.append(tail)
-            self._send(P.TokenPiece(req.req_id, tail))
+        outbox.append(decoder.decode(b"", final=True))
+        flush()
+        if stop_token:
+            raw_parts.append(stop_token)
         t_end = time.perf_counter()
         gen_s = t_end - t_first if n_gen > 1 else 0.0
         stats = {

@@ -86,10 +86,9 @@ def hearth_engine(path: str, params: dict[str, Any], segments: list[Segment], n_
             n = 0
             stats: dict[str, Any] = {}
             req = {"max_tokens": n_gen, "temperature": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0,
-                   "use_cache": False, "stop_tokens": ("<|never|>",)}
+                   "use_cache": False, "ignore_eos": True}
             for ev in eng.generate(req, segments):
                 if hasattr(ev, "text"):
-                    n += 1
                     if parser is not None:
                         parser.feed(ev.text)
                     if t_first is None:
@@ -98,6 +97,8 @@ def hearth_engine(path: str, params: dict[str, Any], segments: list[Segment], n_
                     stats = ev.stats
             t_end = time.perf_counter()
             assert t_first is not None
+            n = int(stats["completion_tokens"])  # pieces arrive batched; count tokens, not messages
+            assert n == n_gen, f"generated {n} of {n_gen} tokens"
             out = {
                 "ttft_ms": (t_first - t0) * 1000,
                 "prompt_tok_per_s": stats["prompt_tokens"] / (t_first - t0),

@@ -35,6 +35,8 @@ def documents_part(b: Any, tmp: Path) -> None:
     from app.documents.bench import bench_ingest_pdf, bench_retrieval, bench_wait_during_ingest
 
     def run() -> dict[str, float]:
+        for sub in ("docs-ingest", "docs-retrieval", "docs-wait"):
+            (tmp / sub).mkdir(parents=True, exist_ok=True)
         return {"ingest_300_pages_s": bench_ingest_pdf(tmp / "docs-ingest", 300),
                 "retrieval_20k_chunks_ms": bench_retrieval(tmp / "docs-retrieval", 20_000),
                 "worst_writer_wait_ms": bench_wait_during_ingest(tmp / "docs-wait", 300)}
