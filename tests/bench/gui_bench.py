@@ -99,6 +99,7 @@ def streaming_stall(tmp: Path, n_messages: int = 1000, n_tokens: int = 1000, tok
         done.set()
 
     ctrl._jobs.append(job)  # a running job keeps the controller's frame timer going
+    ctrl.set_streaming(True)  # as ChatController does when a turn starts
     ctrl._timer.start()
     threading.Thread(target=producer, daemon=True).start()
     while not done.is_set() or not ctrl._queue.empty():
@@ -107,6 +108,7 @@ def streaming_stall(tmp: Path, n_messages: int = 1000, n_tokens: int = 1000, tok
     app.processEvents()
     watchdog.stop()
     ctrl._jobs.remove(job)
+    ctrl.set_streaming(False)
     ctrl._timer.stop()
     shown = win.chat_view.message_widget(reply.id).content_text
     assert shown.count("token") == sum(1 for i in range(n_tokens) if words[i % len(words)] == "token ")

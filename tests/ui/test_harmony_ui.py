@@ -70,6 +70,9 @@ def test_thinking_streams_then_collapses_into_the_answer(qtbot, window: MainWind
     assert not w.thinking.expanded and w.thinking.toggle.text().startswith("Thought for")
     assert "<b>4</b>" in w.markdown._widgets[0][1].text() or "<strong>4</strong>" in w.markdown._widgets[0][1].text()
     assert "Reasoning: high" in eng.prompts[0]
+    import gc
+
+    assert gc.get_freeze_count() == 0  # objects frozen for the stream are handed back to the collector
     assert window.ctx.store.get(window.conversation_id).reasoning_effort == "high"
     # clicking reopens the thinking
     qtbot.mouseClick(w.thinking.toggle, Qt.MouseButton.LeftButton)
