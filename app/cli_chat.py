@@ -54,6 +54,7 @@ def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
     engine = EngineClient()
+    embedder = None
     try:
         t0 = time.perf_counter()
         choice: LoadChoice | None = None
@@ -89,10 +90,15 @@ def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
         extra_context = None
         if args.attach or _has_attachments(ctx, conv.id):
             from app.documents.chat_support import prepare_attachments
+            from app.documents.embedder import Embedder, find_embedding_model
 
+            emb_path = find_embedding_model(ctx.settings, ctx.models_dir)
+            embedder = Embedder(emb_path) if emb_path is not None else None
             try:
                 extra_context = prepare_attachments(ctx, conv.id, args.attach, tools=tools,
-                                                    n_ctx=int(choice.params.get("n_ctx") or 0) or None)
+                                                    n_ctx=int(choice.params.get("n_ctx") or 0) or None,
+                                                    embed_fn=embedder,
+                                                    embed_model=embedder.model_name if embedder else None)
             except HearthError as exc:
                 _err(str(exc))
                 return EXIT_USAGE
@@ -119,6 +125,8 @@ def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
             except HearthError:
                 pass
         engine.close()
+        if embedder is not None:
+            embedder.close()
 
 
 def _has_attachments(ctx: AppContext, conversation_id: int) -> bool:

@@ -38,6 +38,7 @@ class Settings:
     offline: bool = False
     hf_endpoint: str | None = None
     proxy: str | None = None
+    embedding_model: str | None = None  # None = the first installed embedding GGUF
     # prompt-state cache
     state_cache_bytes: int = 1 << 30
     save_states_on_exit: bool = False

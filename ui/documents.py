@@ -17,6 +17,7 @@ from PySide6.QtCore import QEvent, QMimeData, QObject, QTimer, Signal
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication
 
+from app.documents.embedder import Embedder, find_embedding_model
 from app.documents.errors import PasswordRequired
 from app.documents.extract import SUPPORTED_SUMMARY
 from app.documents.index import DocumentIndex
@@ -46,7 +47,12 @@ class DocumentsFeature(QObject):
     def __init__(self, win: Any) -> None:
         super().__init__(win)
         self.win = win
-        self.index = DocumentIndex(win.ctx.db)
+        # With an embedding GGUF installed, passages also get vectors (hybrid ranking);
+        # its worker starts on first use, from the ingestion thread.
+        emb_path = find_embedding_model(win.ctx.settings, Path(win.ctx.models_dir))
+        self.embedder = Embedder(emb_path) if emb_path is not None else None
+        self.index = DocumentIndex(win.ctx.db, embed_fn=self.embedder,
+                                   embed_model=self.embedder.model_name if self.embedder else None)
         self.jobs = DocumentJobs(self.index, self)
         self.tasks: dict[int, IngestTask] = {}
         self.notices: dict[int, tuple[int, str]] = {}  # id -> (conversation id, message)
@@ -374,6 +380,8 @@ class DocumentsFeature(QObject):
         if self.preview is not None:
             self.preview.close()
         self.jobs.shutdown()
+        if self.embedder is not None:
+            self.embedder.close()
 
 
 def _local_files(mime: QMimeData) -> list[str]:
