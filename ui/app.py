@@ -17,8 +17,10 @@ from app.context import AppContext, setup_logging
 from app.errors import HearthError
 from ui.crash import install_excepthook
 from ui.documents import install_documents
+from ui.first_run import maybe_show_first_run
 from ui.hardware_page import install_hardware_page
 from ui.main_window import MainWindow
+from ui.models_page import install_models_page
 from ui.settings_page import install_settings_page
 from ui.single_instance import InstanceServer, ask_running_instance
 from ui.theme import apply_theme
@@ -44,6 +46,8 @@ def build_window(ctx: AppContext, *, initial_model: str | None = None) -> MainWi
     install_documents(win)
     install_hardware_page(win)
     install_settings_page(win)
+    install_models_page(win)
+    maybe_show_first_run(win)
     return win
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import re
 import threading
 import time
@@ -47,6 +48,17 @@ def configure_environment(offline: bool) -> None:
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
     if offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
+    elif os.environ.get("HF_HUB_OFFLINE") == "1" and _set_by_hearth.get("offline"):
+        # Offline mode was switched off in Settings: undo what Hearth set, also in the
+        # library's import-time constants if it is already loaded.
+        os.environ.pop("HF_HUB_OFFLINE", None)
+    _set_by_hearth["offline"] = offline
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None and hasattr(constants, "HF_HUB_OFFLINE"):
+        constants.HF_HUB_OFFLINE = offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+_set_by_hearth: dict[str, bool] = {}
 
 
 def _hf() -> ModuleType:

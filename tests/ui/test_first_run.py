@@ -10,7 +10,7 @@ from pathlib import Path
 import keyring
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFormLayout, QPushButton
+from PySide6.QtWidgets import QFormLayout, QLabel, QPushButton
 
 from app.context import AppContext
 from app.hardware import HardwareInfo, builtin_profile
@@ -96,8 +96,9 @@ def form_text(form: QFormLayout) -> str:
     out = []
     for r in range(form.rowCount()):
         item = form.itemAt(r, QFormLayout.ItemRole.FieldRole) or form.itemAt(r, QFormLayout.ItemRole.SpanningRole)
-        if item is not None and item.widget() is not None:
-            out.append(item.widget().text())
+        widget = item.widget() if item is not None else None
+        if isinstance(widget, QLabel):
+            out.append(widget.text())
     return "\n".join(out)
 
 

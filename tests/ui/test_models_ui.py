@@ -18,15 +18,18 @@ from PySide6.QtWidgets import QMessageBox, QPushButton
 
 from app.context import AppContext
 from app.hardware import builtin_profile
-from app.models import DownloadRequest, DownloadState
+from app.models import DownloadRequest, DownloadState, hub
 from app.models.fakehub import FakeHub
+from app.models.library import ModelLibrary
 from tests.app.models.conftest import FAST, MemoryKeyring
 from tests.gguf_models import write_tiny_gptoss
 from tests.ui.dnd import drop_files
 from ui.main_window import MainWindow
+from ui import models_page
 from ui.models_browse import SEARCH_OFFLINE
 from ui.models_page import ModelsPage, install_models_page
 from ui.models_widgets import DownloadRow
+from ui.settings_page import install_settings_page
 
 REPO = "tester/tiny-gpt-oss-GGUF"
 FILE = "tiny-gpt-oss-MXFP4.gguf"
@@ -165,6 +168,33 @@ def test_catalog_lists_gpt_oss_first_with_the_planner_fit_for_this_machine(qtbot
     assert page.catalog_tab.cards["qwen2.5-1.5b-instruct"].badge.text() == "Fits"
 
 
+def test_scans_imports_and_searches_never_run_on_the_gui_thread(qtbot, ctx, fakehub, tiny, monkeypatch) -> None:
+    threads: dict[str, str] = {}
+
+    def spy(name: str, fn):
+        def wrapper(*args, **kwargs):
+            threads[name] = threading.current_thread().name
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(ModelLibrary, "scan", spy("scan", ModelLibrary.scan))
+    monkeypatch.setattr(ModelLibrary, "iter_import", spy("import", ModelLibrary.iter_import))
+    monkeypatch.setattr(hub, "search_models", spy("search", hub.search_models))
+    fakehub.add_repo(REPO)
+    win, page = open_models(qtbot, ctx)
+    try:
+        with qtbot.waitSignal(page.import_finished, timeout=10000):
+            page.import_files([tiny])
+        page.search_tab.query.setText("tiny")
+        with qtbot.waitSignal(page.search_tab.results_shown, timeout=10000):
+            page.search_tab.search()
+        assert list(page.search_tab.repo_cards) == [REPO]
+    finally:
+        win.close()
+    assert set(threads) == {"scan", "import", "search"}
+    assert threading.main_thread().name not in threads.values()
+
+
 # ---- downloads -----------------------------------------------------------------
 
 
@@ -182,6 +212,8 @@ def test_search_download_shows_progress_then_the_model_is_installed(qtbot, windo
     page.downloads.progress.connect(on_progress)
     search_and_download(qtbot, page)
     assert page.downloads.isVisible() and JOB in page.downloads.rows
+    button = page.search_tab.file_cards[(REPO, FILE)].buttons["download"]
+    assert button.text() == "In Downloads" and not button.isEnabled()
     wait_row_state(qtbot, page, DownloadState.COMPLETED)
     assert seen, "progress was shown while the bytes came in"
     assert all(0 < frac < 1 for frac, _ in seen)
@@ -358,8 +390,6 @@ def test_dropping_gguf_files_adds_them_in_place_or_copied_and_other_files_get_a_
 
 def test_import_button_opens_a_file_dialog(qtbot, window, tiny, monkeypatch) -> None:
     _win, page = window
-    from ui import models_page
-
     monkeypatch.setattr(models_page.QFileDialog, "getOpenFileNames", lambda *a, **k: ([str(tiny)], ""))
     with qtbot.waitSignal(page.import_finished, timeout=10000):
         click(qtbot, page.import_button)
@@ -449,5 +479,25 @@ def test_offline_search_says_it_needs_the_network_and_connects_nowhere(qtbot, ct
         page.tabs.setCurrentWidget(page.installed_tab)
         click(qtbot, page.installed_tab.cards["local"].buttons["load"])
         assert opened == [str(Path(ctx.settings.models_dir) / "local.gguf")]
+    finally:
+        win.close()
+
+
+def test_turning_offline_mode_on_in_settings_applies_to_the_page_at_once(qtbot, ctx) -> None:
+    win = MainWindow(ctx)
+    qtbot.addWidget(win)
+    settings = install_settings_page(win)
+    page = install_models_page(win)
+    win.show()
+    try:
+        # one token store: a token kept for this session only in Settings is used by downloads too
+        assert page.tokens is win.token_store  # type: ignore[attr-defined]
+        tab = page.search_tab
+        assert tab.search_button.isEnabled() and tab.status.text() != SEARCH_OFFLINE
+        settings.offline.setChecked(True)
+        assert tab.status.text() == SEARCH_OFFLINE and not tab.search_button.isEnabled()
+        assert ctx.settings.offline and os.environ.get("HF_HUB_OFFLINE") == "1"
+        settings.offline.setChecked(False)
+        assert tab.search_button.isEnabled() and tab.status.text() == ""
     finally:
         win.close()

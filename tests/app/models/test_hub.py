@@ -101,3 +101,19 @@ def test_only_hub_py_imports_huggingface_hub() -> None:
             if any(n.split(".")[0] in ("huggingface_hub", "httpx2") for n in names):
                 users.append(path.relative_to(root.parent).as_posix())
     assert set(users) == {"app/models/hub.py"}
+
+
+def test_offline_mode_can_be_switched_off_again(monkeypatch) -> None:
+    import os
+    import sys
+
+    from app.models.hub import configure_environment
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    configure_environment(True)
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    configure_environment(False)
+    assert "HF_HUB_OFFLINE" not in os.environ
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        assert constants.HF_HUB_OFFLINE is False
