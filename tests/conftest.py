@@ -7,9 +7,13 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import keyring
 import pytest
+
+from tests.keyrings import MemoryKeyring
 
 pytest_plugins = ["tests.gguf_models"]
 
@@ -28,6 +32,16 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                      ("HF_HOME", "hf-home"), ("HF_HUB_CACHE", "hf-home/hub")):
         monkeypatch.setenv(var, str(tmp_path / sub))
     return data
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """Every test gets an in-memory keyring: none reads or writes the developer's real one."""
+    before = keyring.get_keyring()
+    ring = MemoryKeyring()
+    keyring.set_keyring(ring)
+    yield ring
+    keyring.set_keyring(before)
 
 
 @pytest.fixture(autouse=True)

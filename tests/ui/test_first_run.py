@@ -17,7 +17,8 @@ from app.hardware import HardwareInfo, builtin_profile
 from app.models import DownloadState
 from app.models.fakehub import FakeHub
 from app.settings import load_settings
-from tests.app.models.conftest import FAST, MemoryKeyring
+from tests.app.models.conftest import FAST
+from tests.keyrings import MemoryKeyring
 from tests.gguf_models import write_tiny_gptoss
 from ui import first_run, hardware_page
 from ui.app import build_window

@@ -27,37 +27,9 @@ from ui import hardware_page
 from ui.hardware_page import HardwarePage, install_hardware_page
 from ui.main_window import MainWindow
 from ui.settings_page import OFFLINE_LABEL, PRIVACY_STATEMENT, SettingsPage, install_settings_page
+from tests.keyrings import MemoryKeyring
 
 
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """A keyring in a dict: what a desktop keyring does, minus the desktop."""
-
-    priority = 10  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if (service, username) not in self.store:
-            raise keyring.errors.PasswordDeleteError("not set")
-        del self.store[(service, username)]
-
-
-@pytest.fixture(autouse=True)
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    """No test touches the developer's real keyring."""
-    before = keyring.get_keyring()
-    ring = MemoryKeyring()
-    keyring.set_keyring(ring)
-    yield ring
-    keyring.set_keyring(before)
 
 
 class Machines(list):

@@ -21,7 +21,8 @@ from app.hardware import builtin_profile
 from app.models import DownloadRequest, DownloadState, hub
 from app.models.fakehub import FakeHub
 from app.models.library import ModelLibrary
-from tests.app.models.conftest import FAST, MemoryKeyring
+from tests.app.models.conftest import FAST
+from tests.keyrings import MemoryKeyring
 from tests.gguf_models import write_tiny_gptoss
 from tests.ui.dnd import drop_files
 from ui.main_window import MainWindow

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import keyring
-import keyring.backend
 import numpy as np
 import pytest
 from gguf import GGUFWriter
@@ -59,37 +58,6 @@ def models_dir(tmp_path: Path) -> Path:
     return d
 
 
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """A keyring that lives in a dict (what a desktop keyring does, minus the desktop)."""
-
-    priority = 10  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if (service, username) not in self.store:
-            raise keyring.errors.PasswordDeleteError("not set")
-        del self.store[(service, username)]
-
-
-@pytest.fixture(autouse=True)
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    """Every test gets an in-memory keyring: none reads or writes the developer's real one."""
-    before = keyring.get_keyring()
-    ring = MemoryKeyring()
-    keyring.set_keyring(ring)
-    try:
-        yield ring
-    finally:
-        keyring.set_keyring(before)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from app.models.errors import KeyringUnavailableError
 from app.models.token import NO_KEYRING, TokenStore
-from tests.app.models.conftest import MemoryKeyring
+from tests.keyrings import MemoryKeyring
 
 
 def test_token_is_kept_in_the_keyring(memory_keyring: MemoryKeyring, tmp_path: Path) -> None:
