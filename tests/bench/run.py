@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                 b.add(f"history ({n_conv:,} chats / {n_msg:,} msgs): {label}", h[f"{key}_ms"],
                       h[f"baseline_{key}_ms"], "ms", "< 100 ms", False, h[f"{key}_ms"] < 100)
 
+        b.notes.append("llama.cpp's own llama-bench is not built by this benchmark (skipped): the engine "
+                       "figures compare against llama-cpp-python called directly in the same run.")
         from tests.bench import extra_parts
 
         extra_parts.run_all(b, tmp, full=args.full)
