@@ -75,7 +75,9 @@ class EngineClient:
         self._ctx = mp.get_context("spawn")
         self._proc: Any = None
         self._conn: Any = None
-        self._cancel = self._ctx.Value("b", 0, lock=False)
+        # {cancel, 0}: the worker checks byte 0; the trailing zero lets C's strlen read
+        # it as the abort callback of prompt processing (see Engine._set_abort).
+        self._cancel = self._ctx.Array("b", 2, lock=False)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()  # one request at a time on the pipe
         self._log_level = log_level
@@ -98,7 +100,7 @@ class EngineClient:
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
-        self._cancel.value = 0
+        self._cancel[0] = 0
         proc = self._ctx.Process(
             target=worker_module.main,
             args=(child, self._cancel, self._log_level),
@@ -195,7 +197,7 @@ class EngineClient:
         """
         with self._lock:
             rid = next(self._ids)
-            self._cancel.value = 0
+            self._cancel[0] = 0
             self._send(P.GenerateRequest(req_id=rid, segments=[(s.text, s.special) for s in segments], **req_kwargs))
             finished = False
             try:
@@ -220,7 +222,7 @@ class EngineClient:
 
     def _drain(self, rid: int) -> None:
         """A consumer left a stream early: stop it and read up to its end."""
-        self._cancel.value = 1
+        self._cancel[0] = 1
         deadline = time.monotonic() + 10
         try:
             while True:
@@ -233,7 +235,7 @@ class EngineClient:
 
     def cancel(self) -> None:
         """Stop the running request (any thread); the worker checks between tokens."""
-        self._cancel.value = 1
+        self._cancel[0] = 1
 
     def _call(self, make: Any) -> Any:
         with self._lock:

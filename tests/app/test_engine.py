@@ -158,3 +158,22 @@ def test_gptoss_generates_and_stops(engine: EngineClient, gptoss_path: Path) -> 
                     max_tokens=20, temperature=1.0, seed=3, stop_tokens=("<|return|>", "<|call|>"))
     assert st["completion_tokens"] <= 20
     assert st["stop_reason"] in ("stop", "length")
+
+
+def test_stop_interrupts_prompt_processing(engine: EngineClient, gemma_path: Path) -> None:
+    """A long prompt is being read (no token yet): Stop still ends the request at once."""
+    import threading
+
+    engine.load_blocking(str(gemma_path), {**PARAMS, "n_ctx": 8192, "n_batch": 2048, "n_ubatch": 2048})
+    long_prompt = [Segment("The history of the lighthouse, chapter by chapter. " * 700, False)]
+    timer = threading.Timer(0.3, engine.cancel)
+    t0 = time.perf_counter()
+    timer.start()
+    stats = [ev.stats for ev in engine.generate({"max_tokens": 50}, long_prompt) if not hasattr(ev, "text")]
+    took = time.perf_counter() - t0
+    timer.join()
+    assert stats and stats[0]["stop_reason"] == "cancelled" and stats[0]["completion_tokens"] == 0
+    assert took < 0.3 + 0.5  # a full evaluation of this prompt takes several seconds here
+    # the engine is usable afterwards, from a clean cache
+    text, st = _run(engine, [Segment("Hello", False)], max_tokens=3)
+    assert text and st["prompt_tokens_evaluated"] == st["prompt_tokens"]
