@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget,
+    QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget,
 )
 
 from app.errors import HearthError
@@ -26,6 +26,7 @@ from app.planner import DOES_NOT_FIT, FITS
 from ui.hardware_page import hardware_rows
 from ui.models_page import ModelsPage, install_models_page
 from ui.models_widgets import FitBadge, muted_label, set_error_style
+from ui.page_layout import scrolled_page
 
 if TYPE_CHECKING:
     from ui.main_window import MainWindow
@@ -65,17 +66,7 @@ class WelcomePage(QWidget):
     # ---- layout ----------------------------------------------------------
 
     def _build(self) -> None:
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        outer.addWidget(scroll)
-        body = QWidget()
-        scroll.setWidget(body)
-        col = QVBoxLayout(body)
-        col.setContentsMargins(48, 32, 48, 32)
-        col.setSpacing(16)
+        _, _, col = scrolled_page(self, margins=(48, 32, 48, 32), spacing=16)
         col.addWidget(QLabel("<h1>Welcome to Hearth</h1>"))
         what = QLabel(WHAT_HEARTH_IS)
         what.setWordWrap(True)

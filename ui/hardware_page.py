@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (
-    QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget,
+    QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget,
 )
 
 from app.errors import HearthError
 from app.hardware import HardwareInfo, detect_hardware
 from app.planner import DOES_NOT_FIT, FITS, FITS_SLOWER
+from ui.page_layout import scrolled_page
 
 if TYPE_CHECKING:
     from ui.main_window import MainWindow
@@ -209,17 +210,7 @@ class HardwarePage(QWidget):
     # ---- layout ----------------------------------------------------------
 
     def _build(self) -> None:
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        outer.addWidget(scroll)
-        body = QWidget()
-        scroll.setWidget(body)
-        col = QVBoxLayout(body)
-        col.setContentsMargins(24, 16, 24, 16)
-        col.setSpacing(14)
+        _, _, col = scrolled_page(self)
 
         top = QHBoxLayout()
         title = QLabel("<h2>Hardware</h2>")

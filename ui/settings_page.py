@@ -19,7 +19,7 @@ from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication, QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-    QPlainTextEdit, QPushButton, QScrollArea, QVBoxLayout, QWidget,
+    QPlainTextEdit, QPushButton, QVBoxLayout, QWidget,
 )
 
 from app.errors import HearthError, SettingsError
@@ -27,6 +27,7 @@ from app.models.errors import KeyringUnavailableError
 from app.models.token import TokenStore
 from app.settings import Settings
 from ui.theme import apply_theme
+from ui.page_layout import scrolled_page
 
 if TYPE_CHECKING:
     from ui.main_window import MainWindow
@@ -131,18 +132,8 @@ class SettingsPage(QWidget):
     # ---- layout ----------------------------------------------------------
 
     def _build(self) -> None:
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        outer.addWidget(scroll, 1)
+        outer, scroll, col = scrolled_page(self)
         self._scroll = scroll
-        body = QWidget()
-        scroll.setWidget(body)
-        col = QVBoxLayout(body)
-        col.setContentsMargins(24, 16, 24, 16)
-        col.setSpacing(14)
         col.addWidget(QLabel("<h2>Settings</h2>"))
 
         # General
