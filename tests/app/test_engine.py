@@ -177,3 +177,19 @@ def test_stop_interrupts_prompt_processing(engine: EngineClient, gemma_path: Pat
     # the engine is usable afterwards, from a clean cache
     text, st = _run(engine, [Segment("Hello", False)], max_tokens=3)
     assert text and st["prompt_tokens_evaluated"] == st["prompt_tokens"]
+
+
+def test_unknown_architecture_is_named(engine: EngineClient, tmp_path: Path) -> None:
+    import gguf
+
+    path = tmp_path / "exotic.gguf"
+    w = gguf.GGUFWriter(str(path), "wizardnet")
+    w.add_block_count(1)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(ModelLoadError) as err:
+        engine.load_blocking(str(path), PARAMS)
+    assert "exotic.gguf" in str(err.value) and "wizardnet" in str(err.value)
+    assert "architecture" in str(err.value)
