@@ -18,10 +18,10 @@ from app.documents.pdfgen import PdfPage, write_pdf
 from app.harmony.tools import default_registry
 from tests.app.documents.helpers import RC4Encryption
 from tests.ui.dnd import drop_files
-from tests.ui.fake_engine import ScriptedEngine
 from ui.app import build_window
 from ui.documents import DROP_TEXT, DocumentsFeature, install_documents
 from ui.main_window import MainWindow
+from tests.ui.helpers import send, use_script
 
 HARBOUR = "The harbour gate code for the night shift is AZURE-7731, changed every Monday."
 
@@ -411,26 +411,12 @@ def test_citation_of_a_removed_document_shows_the_passage(qtbot, window: MainWin
 
 # ---- a chat turn through the scripted engine --------------------------------------
 
-def use_script(win: MainWindow, scripts: list[str]) -> ScriptedEngine:
-    eng = ScriptedEngine(scripts, piece_delay=0.001)
-    win.controller.engine.close()
-    win.controller.engine = eng  # type: ignore[assignment]
-    win._on_controller_model_loaded(eng.model_info)  # noqa: SLF001 - as if the load finished
-    return eng
-
-
-def send(qtbot, win: MainWindow, text: str) -> None:
-    win.composer.set_text(text)
-    with qtbot.waitSignal(win.controller.busy_changed, timeout=20000, check_params_cb=lambda b: b is False):
-        qtbot.keyClick(win.composer.edit, Qt.Key.Key_Return)
-
-
 def test_a_turn_reads_the_attached_document_and_cites_it(qtbot, window: MainWindow, tmp_path: Path) -> None:
     notes = tmp_path / "shift-notes.txt"
     notes.write_text("Night shift notes.\n\n" + HARBOUR + "\n\nBring a torch.", encoding="utf-8")
     assert drop_files(window, [notes])
     wait_idle(qtbot, window)
-    eng = use_script(window, ["<|channel|>final<|message|>The code is AZURE-7731 (shift-notes.txt).<|return|>"])
+    eng = use_script(window, ["<|channel|>final<|message|>The code is AZURE-7731 (shift-notes.txt).<|return|>"], delay=0.001)
     send(qtbot, window, "What is the harbour gate code?")
     assert "AZURE-7731" in eng.prompts[0], "the document's text reached the prompt"
     reply = window.ctx.store.messages(window.conversation_id)[-1]
@@ -446,7 +432,7 @@ def test_a_long_document_is_searched_with_the_tool(qtbot, window: MainWindow, tm
     wait_idle(qtbot, window)
     call = ('<|channel|>commentary to=functions.search_documents <|constrain|>json<|message|>'
             '{"query": "harbour gate code"}<|call|>')
-    eng = use_script(window, [call, "<|channel|>final<|message|>It is AZURE-7731 (handbook.pdf, p. 2).<|return|>"])
+    eng = use_script(window, [call, "<|channel|>final<|message|>It is AZURE-7731 (handbook.pdf, p. 2).<|return|>"], delay=0.001)
     send(qtbot, window, "Tell me about the deposit.")
     assert "search_documents" in eng.prompts[0], "the tool was offered to the model"
     assert "too long to include whole" in eng.prompts[0]

@@ -28,8 +28,7 @@ from ui.hardware_page import HardwarePage, install_hardware_page
 from ui.main_window import MainWindow
 from ui.settings_page import OFFLINE_LABEL, PRIVACY_STATEMENT, SettingsPage, install_settings_page
 from tests.keyrings import MemoryKeyring
-
-
+from tests.ui.helpers import send
 
 
 class Machines(list):
@@ -51,17 +50,6 @@ def profile(monkeypatch: pytest.MonkeyPatch) -> Machines:
     machines = Machines()
     monkeypatch.setattr(hardware_page, "detect_hardware", machines.detect)
     return machines
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Iterator[AppContext]:
-    c = AppContext.create(tmp_path / "data")
-    c.settings.max_tokens = 12
-    c.settings.temperature = 0.0
-    c.settings.context_size = 1024
-    c.settings.threads = 2
-    yield c
-    c.close()
 
 
 @pytest.fixture
@@ -97,12 +85,6 @@ def form_text(form: QFormLayout) -> dict[str, str]:
 
 def view_action(win: MainWindow, title: str):
     return next(a for a in win.view_menu.actions() if a.text() == title)
-
-
-def send(qtbot, win: MainWindow, text: str) -> None:
-    win.composer.set_text(text)
-    with qtbot.waitSignal(win.controller.busy_changed, timeout=60000, check_params_cb=lambda busy: busy is False):
-        qtbot.keyClick(win.composer.edit, Qt.Key.Key_Return)
 
 
 # ---- Hardware page -----------------------------------------------------------

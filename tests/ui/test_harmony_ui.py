@@ -10,8 +10,8 @@ from PySide6.QtCore import Qt
 
 from app.context import AppContext
 from app.harmony.tools import Tool, ToolRegistry, default_registry
-from tests.ui.fake_engine import ScriptedEngine
 from ui.main_window import MainWindow
+from tests.ui.helpers import send, use_script
 
 THINK_THEN_ANSWER = ("<|channel|>analysis<|message|>The user asks for 2+2. That is four, simple arithmetic."
                      "<|end|><|start|>assistant<|channel|>final<|message|>The answer is **4**.<|return|>")
@@ -30,20 +30,6 @@ def window(qtbot, tmp_path: Path):
     yield win
     win.close()
     ctx.close()
-
-
-def use_script(win: MainWindow, scripts: list[str], delay: float = 0.01) -> ScriptedEngine:
-    eng = ScriptedEngine(scripts, piece_delay=delay)
-    win.controller.engine.close()
-    win.controller.engine = eng  # type: ignore[assignment]
-    win._on_controller_model_loaded(eng.model_info)  # noqa: SLF001 - as if the load finished
-    return eng
-
-
-def send(qtbot, win: MainWindow, text: str) -> None:
-    win.composer.set_text(text)
-    with qtbot.waitSignal(win.controller.busy_changed, timeout=20000, check_params_cb=lambda b: b is False):
-        qtbot.keyClick(win.composer.edit, Qt.Key.Key_Return)
 
 
 def test_thinking_streams_then_collapses_into_the_answer(qtbot, window: MainWindow) -> None:

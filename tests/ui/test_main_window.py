@@ -13,17 +13,7 @@ from PySide6.QtCore import Qt
 from app.context import AppContext
 from tests.ui.dnd import drop_files
 from ui.main_window import NO_MODEL_TEXT, MainWindow
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> AppContext:
-    c = AppContext.create(tmp_path / "data")
-    c.settings.max_tokens = 12
-    c.settings.temperature = 0.0
-    c.settings.context_size = 1024
-    c.settings.threads = 2
-    yield c
-    c.close()
+from tests.ui.helpers import send
 
 
 def make_window(qtbot, ctx: AppContext) -> MainWindow:
@@ -47,13 +37,6 @@ def window(qtbot, ctx: AppContext):
 def load(qtbot, win: MainWindow, path: Path) -> None:
     with qtbot.waitSignal(win.controller.model_loaded, timeout=60000):
         win.open_model(str(path))
-
-
-def send(qtbot, win: MainWindow, text: str, timeout: int = 60000) -> None:
-    win.composer.set_text(text)
-    with qtbot.waitSignal(win.controller.busy_changed, timeout=timeout,
-                          check_params_cb=lambda busy: busy is False):
-        qtbot.keyClick(win.composer.edit, Qt.Key.Key_Return)
 
 
 def test_opens_fast_without_a_model(qtbot, ctx: AppContext) -> None:
