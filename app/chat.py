@@ -315,8 +315,6 @@ class ChatSession:
                     tool_schemas = None
                     continue
             status = "stopped" if stopped else "complete"
-            if not turn.content and not turn.thinking and not stopped:
-                turn.content = ""
             final_stats = dict(total_stats)
             final_stats["citations"] = citations
             self.store.update_message(

@@ -33,7 +33,6 @@ def split_data_dir(argv: Sequence[str]) -> tuple[list[str], str | None]:
     """Take ``--data-dir DIR`` out of argv wherever it stands (before or after the command)."""
     rest: list[str] = []
     data_dir = None
-    it = iter(range(len(argv)))
     i = 0
     argv = list(argv)
     while i < len(argv):
@@ -53,7 +52,6 @@ def split_data_dir(argv: Sequence[str]) -> tuple[list[str], str | None]:
             continue
         rest.append(a)
         i += 1
-    del it
     return rest, data_dir
 
 

@@ -6,7 +6,7 @@ import logging
 import logging.handlers
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 from app.paths import AppPaths, resolve_paths
 from app.settings import Settings, load_settings, save_settings
@@ -38,9 +38,7 @@ class AppContext:
         return ConversationStore(self.db)
 
     @property
-    def models_dir(self) -> Any:
-        from pathlib import Path
-
+    def models_dir(self) -> Path:
         return Path(self.settings.models_dir) if self.settings.models_dir else self.paths.default_models_dir
 
     def save_settings(self) -> None:

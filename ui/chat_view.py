@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
@@ -18,7 +20,7 @@ class ChatView(QScrollArea):
     retry_requested = Signal(int)
     citation_clicked = Signal(dict)
 
-    def __init__(self, store_factory: "callable", parent: QWidget | None = None) -> None:  # type: ignore[valid-type]
+    def __init__(self, store_factory: Callable[[], ConversationStore], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._store_factory = store_factory
         self.setWidgetResizable(True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QToolButton, QVBoxLayout, QWidget,
@@ -135,6 +135,3 @@ class Composer(QWidget):
         fm = self.edit.fontMetrics()
         lines = max(1, min(MAX_LINES, int(self.edit.document().size().height()) or 1))
         self.edit.setFixedHeight(int(fm.lineSpacing() * lines + 16))
-
-    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:  # noqa: N802 - Qt override
-        return super().eventFilter(obj, ev)

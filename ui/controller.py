@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from app.chat import ChatSession, Delta, ReplyFailed, ReplyFinished, ReplyStarted, SamplingSettings, ToolCallEvent
 from app.context import AppContext
 from app.engine.client import EngineClient
-from app.errors import HearthError, ModelLoadError
+from app.errors import HearthError
 from app.loading import LoadChoice, load_model
 
 log = logging.getLogger(__name__)
@@ -285,5 +285,3 @@ class ChatController(QObject):
                 log.warning("could not save conversation states: %s", exc)
         self.engine.close()
 
-
-__all__ = ["ChatController", "ModelLoadError"]

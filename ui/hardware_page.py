@@ -448,6 +448,8 @@ def install_hardware_page(win: MainWindow) -> HardwarePage:
     page = HardwarePage(win)
     win.add_page("Hardware", page, "Ctrl+3")
     win.hardware_page = page  # type: ignore[attr-defined]
+    # A model load reuses this page's detection instead of probing the machine again.
+    win.controller.hardware_provider = lambda: page.hardware
     page._close_watcher = _CloseWatcher(page.shutdown, win)
     win.installEventFilter(page._close_watcher)
     page.refresh()

@@ -119,6 +119,8 @@ def test_hardware_page_shows_the_gpu_and_says_why_something_is_unknown(qtbot, ct
     assert "CPU model: the operating system does not report a CPU name" in page.unknown_label.text()
     # No model yet: the plan section says so instead of showing stale numbers.
     assert "No model is loaded" in page.plan_title.text() and not page.verdict_badge.isVisible()
+    # A model load plans with this detection instead of probing the machine again.
+    assert win.controller.hardware_provider() is page.hardware
 
     # Refresh detects again (another machine now) without blocking.
     profile.append(builtin_profile("cpu-8gb"))
