@@ -207,12 +207,21 @@ class ConversationStore:
     def add_message(self, conversation_id: int, role: str, content: str = "", **kw: Any) -> Message:
         """Append a message (committed at once: a sent message survives a crash)."""
         c = self._c
-        row = c.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE conversation_id=?",
-                        (conversation_id,)).fetchone()
-        m = Message(id=0, conversation_id=conversation_id, seq=int(row[0]), role=role, content=content,
-                    created_at=time.time(), **kw)
-        m.id = self._insert(conversation_id, m.seq, m)
-        c.execute("UPDATE conversations SET updated_at=? WHERE id=?", (m.created_at, conversation_id))
+        # Another process (a second window, the CLI) may append to the same conversation:
+        # the write lock taken before reading MAX(seq) makes read-and-insert one step.
+        # busy_timeout (set on every connection) makes the other writer wait, not fail.
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            row = c.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE conversation_id=?",
+                            (conversation_id,)).fetchone()
+            m = Message(id=0, conversation_id=conversation_id, seq=int(row[0]), role=role, content=content,
+                        created_at=time.time(), **kw)
+            m.id = self._insert(conversation_id, m.seq, m)
+            c.execute("UPDATE conversations SET updated_at=? WHERE id=?", (m.created_at, conversation_id))
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
         return m
 
     def update_message(self, message_id: int, **fields_: Any) -> None:
