@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from app.chat_template import render_chat_template, render_plain
 from app.engine.client import EngineClient
-from app.errors import ContextOverflow, EngineError, HearthError, WorkerDied
+from app.errors import ContextOverflow, EngineError, HearthError, StorageError, WorkerDied
 from app.harmony.detect import HARMONY_STOP_TOKENS, is_harmony_model
 from app.harmony.parser import ContentDelta, HarmonyStreamParser, ToolCall
 from app.harmony.render import render_harmony
@@ -193,7 +193,16 @@ class ChatSession:
             yield ReplyFailed(None, "The message is empty.", "empty")
             return
         first = self.store.message_count(conversation_id) == 0
-        self.store.add_message(conversation_id, "user", text)
+        try:
+            self.store.add_message(conversation_id, "user", text)
+        except StorageError:
+            if first:
+                # The conversation was made for this message: don't leave it behind, empty.
+                try:
+                    self.store.discard_if_empty(conversation_id)
+                except StorageError as exc:
+                    log.warning("could not remove empty conversation %d: %s", conversation_id, exc)
+            raise
         if first and self.store.get(conversation_id).title == "New chat":
             self.store.rename(conversation_id, title_from(text))
         yield from self.respond(conversation_id)

@@ -8,9 +8,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.errors import StorageReadOnly
 from app.paths import AppPaths, resolve_paths
 from app.settings import Settings, load_settings, save_settings
 from app.storage import ConversationStore, Database
+from app.storage.db import check_writable
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +25,17 @@ class AppContext:
 
     @classmethod
     def create(cls, data_dir: str | os.PathLike[str] | None = None) -> "AppContext":
-        paths = resolve_paths(data_dir).ensure()
+        paths = resolve_paths(data_dir)
+        try:
+            paths.ensure()
+        except OSError as exc:
+            raise StorageReadOnly(
+                f"Hearth cannot create its folder {exc.filename or paths.data_dir} ({exc.strerror or exc}). "
+                "Make the data folder writable, or start Hearth with another one: hearth --data-dir FOLDER."
+            ) from exc
+        # Before anything else starts (a model load can take minutes): a history that
+        # cannot be saved is said now, not at the first message.
+        check_writable(paths.db_path)
         return cls(paths=paths, settings=load_settings(paths.settings_path))
 
     @property

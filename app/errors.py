@@ -31,6 +31,15 @@ class StorageError(HearthError):
     """The history database cannot be used (corrupt, newer schema, unwritable)."""
 
 
+class StorageReadOnly(StorageError):
+    """The history database, or the folder that holds it, cannot be written."""
+
+
+class SearchIndexDamaged(StorageError):
+    """The full-text search index is damaged (the history itself is intact);
+    ``ConversationStore.rebuild_search_index()`` repairs it."""
+
+
 class SettingsError(HearthError):
     """The settings file cannot be read or written."""
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import re
+import sqlite3
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from app.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @dataclass
@@ -101,7 +108,32 @@ class SearchHit:
     snippet: str
 
 
+def _storage_errors(fn: _F) -> _F:
+    """Turn any SQLite error escaping ``fn`` into a StorageError a person can act on."""
+
+    @functools.wraps(fn)
+    def wrapper(self: "ConversationStore", *args: Any, **kw: Any) -> Any:
+        try:
+            return fn(self, *args, **kw)
+        except sqlite3.Error as exc:
+            log.exception("%s failed", fn.__name__)
+            raise self.db.storage_error(exc) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _wrap_public_methods(cls: type) -> type:
+    for name, member in list(vars(cls).items()):
+        if callable(member) and not name.startswith("_"):
+            setattr(cls, name, _storage_errors(member))
+    return cls
+
+
+@_wrap_public_methods
 class ConversationStore:
+    """Conversations and their messages. Every public method raises StorageError (or a
+    subclass: StorageReadOnly, SearchIndexDamaged), never a bare sqlite3 error."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
@@ -267,6 +299,29 @@ class ConversationStore:
     def delete_from(self, conversation_id: int, seq: int) -> None:
         """Delete the message at ``seq`` and everything after it (edit and regenerate)."""
         self._c.execute("DELETE FROM messages WHERE conversation_id=? AND seq>=?", (conversation_id, seq))
+
+    def discard_if_empty(self, conversation_id: int) -> bool:
+        """Delete the conversation if it has no message (a first turn that failed to save)."""
+        c = self._c
+        # Kept if anything refers to it: a message, or e.g. a document attached before sending.
+        tables = [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for t in tables:
+            for fk in c.execute(f'PRAGMA foreign_key_list("{t}")').fetchall():
+                if fk["table"] == "conversations" and c.execute(
+                        f'SELECT 1 FROM "{t}" WHERE "{fk["from"]}"=? LIMIT 1', (conversation_id,)).fetchone():
+                    return False
+        # With nothing to cascade to, the cascade is switched off for this one statement:
+        # compiling it would open messages_fts, and a damaged index is often why the turn failed.
+        c.execute("PRAGMA foreign_keys = OFF")
+        try:
+            cur = c.execute("DELETE FROM conversations WHERE id=?", (conversation_id,))
+        finally:
+            c.execute("PRAGMA foreign_keys = ON")
+        return cur.rowcount > 0
+
+    def rebuild_search_index(self) -> None:
+        """Rebuild the full-text search index from the messages (repairs SearchIndexDamaged)."""
+        self.db.rebuild_search_index()
 
     def mark_interrupted(self) -> int:
         """After a crash: replies left 'streaming' are kept and marked interrupted."""

@@ -2,23 +2,63 @@
 
 Only app/storage opens connections. One connection per thread (``Database.conn``
 gives each thread its own). A database written by a newer Hearth, or one that is
-corrupt, raises StorageError and the file is left untouched.
+corrupt, raises StorageError and the file is left untouched; so does one that
+cannot be written (StorageReadOnly), before anything else has started.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import tempfile
 import threading
 from pathlib import Path
 from typing import Callable
 
 from app.documents.schema import migrate_documents
-from app.errors import StorageError
+from app.errors import SearchIndexDamaged, StorageError, StorageReadOnly
 
 log = logging.getLogger(__name__)
 
 Migration = Callable[[sqlite3.Connection], None]
+
+# SQLite primary result codes (sqlite3 names them only from Python 3.11).
+_BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
+_CORRUPT_VTAB = _CORRUPT | (1 << 8)
+
+
+def check_writable(path: Path) -> None:
+    """Raise StorageReadOnly unless the database file and its folder can be written.
+
+    SQLite opens a read-only file without complaint and fails only at the first
+    write (after a model has loaded, in the middle of a turn). The folder must be
+    writable too: WAL mode keeps its -wal and -shm files next to the database.
+    """
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".hearth-write-check-"):
+            pass
+    except OSError as exc:
+        raise StorageReadOnly(
+            f"Hearth cannot write to its data folder {folder} ({exc.strerror or exc}), so it cannot "
+            "keep your conversation history. Nothing was changed. Make the folder writable (check its "
+            "permissions, and that its disk is not read-only or full), or start Hearth with another "
+            "data folder: hearth --data-dir FOLDER."
+        ) from exc
+    for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            os.close(os.open(f, os.O_RDWR))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StorageReadOnly(
+                f"The history database {f} is read-only ({exc.strerror or exc}), so Hearth could not "
+                "save your conversations. It was left untouched. Make the file writable again (restore "
+                "its write permission, or copy it off read-only media), or start Hearth with another "
+                "data folder: hearth --data-dir FOLDER."
+            ) from exc
 
 
 def run_script(c: sqlite3.Connection, sql: str) -> None:
@@ -126,6 +166,87 @@ class Database:
             raise StorageError(self._corrupt_message(exc)) from exc
         return c
 
+    def storage_error(self, exc: sqlite3.Error) -> StorageError:
+        """The HearthError to raise for a SQLite error met after start-up."""
+        code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+        primary = code & 0xFF if code is not None else None
+        text = str(exc)
+        if primary == _READONLY or "readonly database" in text:
+            return StorageReadOnly(
+                f"Hearth could not save to the history database {self.path}: it has become read-only "
+                f"({text}). Make the file and its folder writable again, then restart Hearth."
+            )
+        if primary in (_CORRUPT, _NOTADB) or "malformed" in text or "vtable constructor failed" in text:
+            if code == _CORRUPT_VTAB or self._tables_intact():
+                return SearchIndexDamaged(
+                    f"The search index in the history database {self.path} is damaged ({text}). Your "
+                    "conversations are intact; rebuild the search index to repair it (nothing is lost)."
+                )
+            return StorageError(self._corrupt_message(exc))
+        if primary in (_BUSY, _LOCKED) or "database is locked" in text:
+            return StorageError(
+                f"The history database {self.path} is busy: another program (a second Hearth?) kept it "
+                "locked for more than 10 seconds. Close that program and try again."
+            )
+        if primary == _FULL or "disk is full" in text:
+            return StorageError(
+                f"The disk holding the history database {self.path} is full, so this was not saved. "
+                "Free some space and try again."
+            )
+        if primary in (_IOERR, _CANTOPEN):
+            return StorageError(
+                f"Hearth could not read or write the history database {self.path} ({text}). Check that "
+                "the disk is still connected and working, then restart Hearth."
+            )
+        return StorageError(
+            f"The history database {self.path} reported an error ({text}); this step was not saved. "
+            "Try again; if it keeps happening, restart Hearth."
+        )
+
+    def _tables_intact(self) -> bool:
+        """Whether the tables themselves pass quick_check (then only an index is damaged)."""
+        try:
+            c = self._connect()
+            try:
+                return bool(c.execute("PRAGMA quick_check").fetchone()[0] == "ok")
+            finally:
+                c.close()
+        except (sqlite3.Error, StorageError):
+            return False
+
+    def rebuild_search_index(self) -> None:
+        """Rebuild every full-text index from the tables it indexes (repairs SearchIndexDamaged)."""
+        c = self._connect()  # a fresh connection: no FTS5 table is open in it with stale state
+        try:
+            tables = [r[0] for r in c.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND sql LIKE 'CREATE VIRTUAL TABLE%'"
+                " AND lower(sql) LIKE '%using fts5%'")]
+            names = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            # FTS5's empty index, from a blank table, for indexes too damaged to be opened at all
+            # ('rebuild' needs the damaged table's own structure record to open it).
+            c.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.hearth_blank_fts USING fts5(x, content='')")
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                for t in tables:
+                    if f"{t}_content" in names:
+                        log.warning("%s keeps its own text; it is not rebuilt", t)
+                        continue
+                    log.info("rebuilding the search index %s in %s", t, self.path)
+                    for shadow in ("data", "idx", "docsize", "config"):
+                        if f"{t}_{shadow}" in names:
+                            c.execute(f'DELETE FROM "{t}_{shadow}"')
+                    c.execute(f'INSERT INTO "{t}_data" SELECT * FROM temp.hearth_blank_fts_data')
+                    c.execute(f'INSERT INTO "{t}_config" SELECT * FROM temp.hearth_blank_fts_config')
+                    c.execute(f'INSERT INTO "{t}"("{t}") VALUES (\'rebuild\')')
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self.storage_error(exc) from exc
+        finally:
+            c.close()
+
     def _corrupt_message(self, exc: BaseException) -> str:
         return (
             f"The history database {self.path} cannot be read ({exc}). It was left untouched. "
@@ -143,7 +264,7 @@ class Database:
         return c
 
     def _check_and_migrate(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_writable(self.path)
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         c = self.conn
         try:
@@ -177,7 +298,7 @@ class Database:
                 c.execute("PRAGMA journal_mode = WAL")
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise StorageError(self._corrupt_message(exc)) from exc
+            raise self.storage_error(exc) from exc
         except StorageError:
             self.close()
             raise
