@@ -46,3 +46,11 @@ def test_the_rule_checker_catches_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from PySide6.QtWidgets import QWidget\nimport llama_cpp\n")
     assert {"PySide6", "llama_cpp"} <= _imports(bad)
+
+
+def test_test_and_benchmark_code_stays_out_of_the_product() -> None:
+    stray = [str(p.relative_to(ROOT)) for p in _py_files("app") + _py_files("ui")
+             if p.name.startswith(("fake", "bench", "pdfgen"))]
+    assert not stray, "test helpers belong in tests/support/, benchmarks in tests/bench/: " + ", ".join(stray)
+    users = [str(p.relative_to(ROOT)) for p in _py_files("app") + _py_files("ui") if "tests" in _imports(p)]
+    assert not users, "the product never imports tests/: " + ", ".join(users)

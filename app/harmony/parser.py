@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -422,67 +421,3 @@ class HarmonyStreamParser:
             self._out.append(Return())
         elif terminator == "<|start|>":
             self._header = _Header(explicit=True)
-
-
-# ---- conveniences ---------------------------------------------------------------------------
-
-
-@dataclass
-class ParsedTurn:
-    """A whole generation, parsed: what each channel said and the tool calls made."""
-
-    analysis: str
-    final: str
-    commentary: str  # preambles: commentary without a recipient
-    tool_calls: list[ToolCall]
-    returned: bool  # ended with <|return|>
-    events: list[Event]
-
-
-def parse_complete(text: str, tool_names: Iterable[str] | None = None) -> ParsedTurn:
-    """Parse a finished generation (the text after the prompt's ``<|start|>assistant``)."""
-    p = HarmonyStreamParser(tool_names)
-    events = p.feed(text) + p.finish()
-    parts: dict[str, list[str]] = {c: [] for c in CHANNELS}
-    for ev in events:
-        if isinstance(ev, ContentDelta) and ev.recipient is None:
-            parts[ev.channel].append(ev.text)
-    return ParsedTurn(
-        analysis="".join(parts["analysis"]),
-        final="".join(parts["final"]),
-        commentary="".join(parts["commentary"]),
-        tool_calls=[ev for ev in events if isinstance(ev, ToolCall)],
-        returned=any(isinstance(ev, Return) for ev in events),
-        events=events,
-    )
-
-
-def merge_deltas(events: Iterable[Event]) -> list[Event]:
-    """Join neighbouring ContentDeltas of the same message (for comparing event streams)."""
-    out: list[Event] = []
-    for ev in events:
-        if (isinstance(ev, ContentDelta) and out and isinstance(out[-1], ContentDelta)
-                and out[-1].channel == ev.channel and out[-1].recipient == ev.recipient):
-            out[-1] = ContentDelta(ev.channel, out[-1].text + ev.text, ev.recipient)
-        elif not (isinstance(ev, ContentDelta) and not ev.text):
-            out.append(ev)
-    return out
-
-
-def bench_parser(n_tokens: int = 20000) -> float:
-    """Microseconds per token for a typical stream fed one token-sized piece at a time."""
-    words = ["The", " user", " asks", " about", " the", " weather", ".", " We", " need", " to",
-             " answer", " 2", "+", "2", "=", "4", "\n", " <", "b", ">", " x", " |", " done"]
-    pieces = ["<|channel|>", "analysis", "<|message|>"]
-    half = max(1, n_tokens // 2)
-    pieces += [words[k % len(words)] for k in range(half)]
-    pieces += ["<|end|>", "<|start|>", "assistant", "<|channel|>", "final", "<|message|>"]
-    pieces += [words[k % len(words)] for k in range(n_tokens - half)]
-    pieces.append("<|return|>")
-    parser = HarmonyStreamParser()
-    feed = parser.feed
-    t0 = time.perf_counter()
-    for piece in pieces:
-        feed(piece)
-    parser.finish()
-    return (time.perf_counter() - t0) / len(pieces) * 1e6

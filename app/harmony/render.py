@@ -442,21 +442,3 @@ def render_harmony(
     if add_generation_prompt:
         b.special("<|start|>assistant")
     return merge_segments(b.parts)
-
-
-def render_conversation_json(obj: Any) -> list[dict[str, Any]]:
-    """Messages from a CONV.json document (its text or the parsed value), validated.
-
-    Accepts a list of messages or an object with a ``messages`` list.
-    """
-    if isinstance(obj, (str, bytes)):
-        try:
-            obj = json.loads(obj)
-        except ValueError as exc:
-            raise ValueError(f"the conversation is not valid JSON: {exc}") from exc
-    if isinstance(obj, dict):
-        if set(obj) - {"messages"} or not isinstance(obj.get("messages"), list):
-            raise ValueError("the conversation must be a JSON list of messages "
-                             "(or an object whose only key is \"messages\")")
-        obj = obj["messages"]
-    return validate_messages(obj)

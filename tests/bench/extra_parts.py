@@ -22,7 +22,7 @@ def run_all(b: Any, tmp: Path, *, full: bool) -> None:
 
 
 def parser_part(b: Any) -> None:
-    from app.harmony.parser import bench_parser
+    from tests.bench.harmony_bench import bench_parser
 
     r = b.section("harmony parser", lambda: {"us_per_token": bench_parser(20_000)})
     if r:
@@ -32,7 +32,7 @@ def parser_part(b: Any) -> None:
 
 
 def documents_part(b: Any, tmp: Path) -> None:
-    from app.documents.bench import bench_ingest_pdf, bench_retrieval, bench_wait_during_ingest
+    from tests.bench.documents_bench import bench_ingest_pdf, bench_retrieval, bench_wait_during_ingest
 
     def run() -> dict[str, float]:
         for sub in ("docs-ingest", "docs-retrieval", "docs-wait"):
@@ -84,7 +84,7 @@ def planner_small_part(b: Any, tmp: Path) -> None:
 
 
 def downloads_part(b: Any, tmp: Path) -> None:
-    from app.models.bench import run_download_benchmark
+    from tests.bench.models_bench import run_download_benchmark
 
     def run() -> dict[str, float]:
         (tmp / "dl").mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from app.documents.pdfgen import write_pdf
+from tests.support.pdfgen import write_pdf
 from tests.app.documents.helpers import write_docx
 
 TOPICS = (

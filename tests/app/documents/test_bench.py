@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.documents.bench import bench_ingest_pdf, bench_retrieval, bench_wait_during_ingest
+from tests.bench.documents_bench import bench_ingest_pdf, bench_retrieval, bench_wait_during_ingest
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import pytest
 from app.context import AppContext
 from app.documents.chat_support import TOOL_NAME, budget_for_context, make_extra_context, prepare_attachments
 from app.documents.index import DocumentIndex
-from app.documents.pdfgen import write_pdf
+from tests.support.pdfgen import write_pdf
 from app.errors import DocumentError
 from app.harmony.render import render_harmony
 from app.harmony.tools import ToolRegistry, default_registry

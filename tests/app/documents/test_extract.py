@@ -14,7 +14,7 @@ from app.documents.errors import (
     UnsupportedDocument,
 )
 from app.documents.extract import expand_paths, extract
-from app.documents.pdfgen import PdfPage, write_pdf
+from tests.support.pdfgen import PdfPage, write_pdf
 from app.errors import DocumentError
 from tests.app.documents.helpers import RC4Encryption, write_docx
 

@@ -17,7 +17,7 @@ from app.documents.models import (
     Extracting, IngestCancelled, IngestDone, IngestFailed, IngestProgress, Indexing, Reading,
 )
 from app.documents.errors import EmptyDocument, PasswordRequired
-from app.documents.pdfgen import PdfPage, write_pdf
+from tests.support.pdfgen import PdfPage, write_pdf
 from app.errors import EngineError
 from app.storage import ConversationStore, Database
 from tests.app.documents.corpus import ANSWER_BUDGET, build_corpus

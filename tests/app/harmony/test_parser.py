@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 
 from app.harmony.parser import (
     CHANNELS, SPECIAL_TOKENS, ContentDelta, Event, HarmonyStreamParser, MessageEnd, MessageStart, Return,
-    ToolCall, bench_parser, merge_deltas, parse_complete,
+    ToolCall,
 )
+from tests.bench.harmony_bench import bench_parser
+from tests.support.harmony import merge_deltas, parse_complete
 
 FUZZ = settings(database=None, deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 

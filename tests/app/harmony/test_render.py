@@ -10,12 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.harmony.render import (
-    reasoning_efforts, render_conversation_json, render_harmony, tools_namespace, validate_messages,
-)
+from app.harmony.render import reasoning_efforts, render_harmony, tools_namespace, validate_messages
 from app.harmony.tools import default_registry
 from app.prompt import Segment, prompt_text
 from tests.app.harmony.template_ref import llama_cpp_formatter
+from tests.support.harmony import render_conversation_json
 
 DATE = "2025-08-05"
 FUZZ = settings(database=None, deadline=None, max_examples=60,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from gguf import GGUFWriter
 
-from app.models.fakehub import FakeHub
+from tests.support.fakehub import FakeHub
 from app.models.network import NetworkConfig, RetryPolicy
 
 FAST = RetryPolicy(max_attempts=6, base_delay_s=0.01, max_delay_s=0.05, max_retry_after_s=3.0,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.models.bench import run_download_benchmark
+from tests.bench.models_bench import run_download_benchmark
 
 
 def test_benchmark_measures_hearth_and_curl(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from app.models.cli import main
 from app.models.download import DownloadJob, DownloadRequest, DownloadState
-from app.models.fakehub import FakeHub, make_blob
+from tests.support.fakehub import FakeHub, make_blob
 from app.models.network import NetworkConfig
 from app.paths import resolve_paths
 from app.settings import Settings, save_settings

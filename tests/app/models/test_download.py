@@ -25,7 +25,7 @@ from app.models import fetch, hub
 from app.models.download import DownloadJob, DownloadProgress, DownloadRequest, DownloadState, run_to_end
 from app.models.download_queue import DownloadQueue
 from app.models.errors import AuthRequiredError, DiskFullError, HashMismatchError, OfflineError, RemoteNotFoundError
-from app.models.fakehub import FakeHub, make_blob
+from tests.support.fakehub import FakeHub, make_blob
 from app.models.library import ModelLibrary
 from app.models.network import NetworkConfig
 from tests.app.models.conftest import FAST

@@ -8,7 +8,7 @@ import pytest
 
 from app.models import hub
 from app.models.errors import AuthRequiredError, NetworkError, RemoteNotFoundError
-from app.models.fakehub import FakeHub, make_blob
+from tests.support.fakehub import FakeHub, make_blob
 from app.models.network import NetworkConfig, RetryPolicy
 from tests.app.models.conftest import FAST
 

@@ -14,7 +14,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QTextCursor
 from PySide6.QtWidgets import QApplication
 
 from app.context import AppContext
-from app.documents.pdfgen import PdfPage, write_pdf
+from tests.support.pdfgen import PdfPage, write_pdf
 from app.harmony.tools import default_registry
 from tests.app.documents.helpers import RC4Encryption
 from tests.ui.dnd import drop_files

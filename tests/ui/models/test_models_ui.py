@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QMessageBox, QPushButton
 from app.context import AppContext
 from app.hardware import builtin_profile
 from app.models import DownloadRequest, DownloadState, hub
-from app.models.fakehub import FakeHub
+from tests.support.fakehub import FakeHub
 from app.models.library import ModelLibrary
 from tests.app.models.conftest import FAST
 from tests.keyrings import MemoryKeyring

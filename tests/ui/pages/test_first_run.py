@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QFormLayout, QLabel, QPushButton
 from app.context import AppContext
 from app.hardware import HardwareInfo, builtin_profile
 from app.models import DownloadState
-from app.models.fakehub import FakeHub
+from tests.support.fakehub import FakeHub
 from app.settings import load_settings
 from tests.app.models.conftest import FAST
 from tests.keyrings import MemoryKeyring

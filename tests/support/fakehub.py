@@ -475,13 +475,13 @@ def write_blob_file(path: Path, size: int, chunk: int = 8 << 20) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """Serve files from another process (the benchmark does, so the server does not share our GIL).
 
-    ``python -m app.models.fakehub REPO_ID FILE [FILE...]`` prints the URL, then serves until stdin closes.
+    ``python -m tests.support.fakehub REPO_ID FILE [FILE...]`` prints the URL, then serves until stdin closes.
     """
     import sys
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 2:
-        print("usage: python -m app.models.fakehub REPO_ID FILE [FILE...]", file=sys.stderr)
+        print("usage: python -m tests.support.fakehub REPO_ID FILE [FILE...]", file=sys.stderr)
         return 2
     hub = FakeHub()
     for name in args[1:]:

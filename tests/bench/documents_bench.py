@@ -15,7 +15,7 @@ from pathlib import Path
 
 from app.documents.index import DocumentIndex
 from app.documents.models import IngestDone, IngestProgress
-from app.documents.pdfgen import write_pdf
+from tests.support.pdfgen import write_pdf
 from app.storage.conversations import ConversationStore
 from app.storage.db import Database
 

@@ -6,7 +6,7 @@ then alternates downloads by Hearth (metadata call, Range GET, sha256 while
 writing, verification, rename: the whole job) and by ``curl -L -o``, each
 into a fresh file. Rounds alternate which goes first and flush dirty pages
 in between, because a previous run's writeback otherwise slows the next.
-``python -m app.models.bench --json`` prints the result.
+``python -m tests.bench.models_bench --json`` prints the result.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 from app.errors import HearthError
 from app.models import hub
 from app.models.download import DownloadJob, DownloadRequest, DownloadState
-from app.models.fakehub import write_blob_file
+from tests.support.fakehub import write_blob_file
 from app.models.network import NetworkConfig
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def _flush(enabled: bool) -> None:
 @contextlib.contextmanager
 def _server(blob: Path) -> Iterator[str]:
     """The fake hub in its own process: in ours it would compete with the downloader for the GIL."""
-    proc = subprocess.Popen([sys.executable, "-m", "app.models.fakehub", REPO, str(blob)],
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.fakehub", REPO, str(blob)],
                             cwd=Path(__file__).resolve().parents[2], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     try:
@@ -156,7 +156,7 @@ def run_download_benchmark(size_bytes: int = 1 << 30, *, rounds: int = 3,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m app.models.bench", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m tests.bench.models_bench", description=__doc__)
     p.add_argument("--size-mib", type=int, default=1024)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--workdir", help="where to write the test files (default: a temp dir)")
