@@ -11,6 +11,7 @@ only the two token strings we show (BOS/EOS) are fetched from the vocabulary.
 from __future__ import annotations
 
 import logging
+import math
 import mmap
 import os
 import re
@@ -30,10 +31,19 @@ GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
 DEFAULT_ALIGNMENT = 32
 
-# Sanity limits, as in ggml/src/gguf.cpp: a corrupt length must not make us
-# allocate gigabytes or loop for minutes.
-_MAX_STRING = 1 << 30
-_MAX_COUNT = 1 << 30
+# Limits on what a header may hold, far above any real model (gpt-oss has ~40
+# keys, ~460 tensors, a 201,088-token vocabulary and a ~20 KB chat template):
+# a corrupt or crafted file must fail fast with the limit it broke named, not
+# make us allocate gigabytes, loop for minutes or recurse until Python gives up.
+_MAX_KEYS = 1 << 16  # metadata keys
+_MAX_TENSORS = 1 << 16  # tensor table entries
+_MAX_NAME = 1 << 12  # bytes in a key or tensor name (llama.cpp allows 63)
+_MAX_STRING = 1 << 26  # bytes in one string value (chat templates are KBs)
+_MAX_ARRAY = 1 << 24  # elements in one array (vocabularies are ~10^5)
+_MAX_STRINGS_TOTAL = 1 << 25  # strings in all arrays together
+_MAX_KEPT = 1 << 20  # small-array elements and nested arrays kept in memory
+_MAX_DEPTH = 4  # arrays of arrays (no supported model nests them at all)
+_MAX_LAYERS = 1 << 16  # block_count (the largest models have ~100)
 _MAX_DIMS = 4
 
 # GGUF value types (gguf.GGUFValueType), with the struct format of the scalars.
@@ -209,6 +219,15 @@ class _Truncated(Exception):
     """Internal: the header runs past the end of the file."""
 
 
+class _TooLarge(ValueError):
+    """Internal: the header breaks one of the limits above; the message names it."""
+
+
+def _check(value: int, limit: int, what: str) -> None:
+    if value > limit:
+        raise _TooLarge(f"{what} is {value:,}, over Hearth's limit of {limit:,}")
+
+
 class _Header:
     """Cursor over one mapped file; every read checks the bounds."""
 
@@ -216,6 +235,8 @@ class _Header:
         self.buf = buf
         self.size = size
         self.off = 0
+        self.kept = 0  # small-array elements and nested arrays held in memory so far
+        self.strings = 0  # strings in arrays walked so far
 
     def _need(self, n: int) -> None:
         if self.off + n > self.size:
@@ -234,72 +255,80 @@ class _Header:
     def u64(self) -> int:
         return int(self.scalar("<Q"))
 
-    def string(self) -> str:
+    def string(self, limit: int = _MAX_STRING, what: str = "a string value") -> str:
         n = self.u64()
-        if n > _MAX_STRING:
-            raise ValueError(f"a string of {n} bytes at offset {self.off - 8} (corrupt header)")
+        _check(n, limit, f"the length of {what} (at byte {self.off - 8:,})")
         self._need(n)
         raw = bytes(self.buf[self.off:self.off + n])
         self.off += n
         return raw.decode("utf-8", errors="replace")
 
-    def skip_strings(self, count: int, keep_offsets: bool) -> list[int]:
-        """Skip ``count`` strings; optionally remember where each one starts."""
-        offsets: list[int] = []
+    def skip_strings(self, count: int) -> None:
+        """Skip ``count`` strings, checking each length."""
         buf, size, off = self.buf, self.size, self.off
         unpack = struct.unpack_from
         for _ in range(count):
             if off + 8 > size:
                 raise _Truncated()
-            if keep_offsets:
-                offsets.append(off)
             (n,) = unpack("<Q", buf, off)
-            if n > _MAX_STRING:
-                raise ValueError(f"a string of {n} bytes at offset {off} (corrupt header)")
+            _check(n, _MAX_STRING, f"the length of a string (at byte {off:,})")
             off += 8 + n
         if off > size:
             raise _Truncated()
         self.off = off
-        return offsets
 
-    def string_at(self, off: int) -> str:
+    def string_in_array(self, start: int, index: int) -> str:
+        """String ``index`` of a string array whose first element is at ``start`` (already bounds-checked)."""
+        off = start
+        for _ in range(index):
+            (n,) = struct.unpack_from("<Q", self.buf, off)
+            off += 8 + n
         (n,) = struct.unpack_from("<Q", self.buf, off)
         return bytes(self.buf[off + 8:off + 8 + n]).decode("utf-8", errors="replace")
 
-    def value(self, vtype: int, key: str, token_offsets: dict[str, list[int]]) -> Any:
+    def _keep(self, n: int) -> None:
+        self.kept += n
+        _check(self.kept, _MAX_KEPT, "the number of small-array elements in its metadata")
+
+    def value(self, vtype: int, key: str, array_starts: dict[str, int], depth: int = 0) -> Any:
         if vtype in _SCALAR_FMT:
             return self.scalar(_SCALAR_FMT[vtype])
         if vtype == _T_STRING:
-            return self.string()
+            return self.string(what=f"the value of {key}")
         if vtype == _T_ARRAY:
+            # Iterative code would not need the depth limit, but Python lists
+            # nested thousands deep cannot even be printed or compared safely.
+            _check(depth + 1, _MAX_DEPTH, f"the nesting depth of the arrays in {key}")
             itype = self.u32()
             count = self.u64()
-            if count > _MAX_COUNT:
-                raise ValueError(f"an array of {count} elements for {key} (corrupt header)")
+            _check(count, _MAX_ARRAY, f"the length of the array {key}")
             if itype == _T_STRING:
+                self.strings += count
+                _check(self.strings, _MAX_STRINGS_TOTAL, "the number of strings in its metadata arrays")
                 if count <= SMALL_ARRAY_LIMIT:
-                    return [self.string() for _ in range(count)]
-                # Vocabularies are large: keep only where each string starts,
-                # for the token strings looked up afterwards.
-                keep = key == "tokenizer.ggml.tokens"
-                offsets = self.skip_strings(count, keep)
-                if keep:
-                    token_offsets[key] = offsets
+                    self._keep(count)
+                    return [self.string(what=f"a string in {key}") for _ in range(count)]
+                # Vocabularies are large: remember only where the array starts,
+                # for the few token strings looked up afterwards.
+                if depth == 0:
+                    array_starts[key] = self.off
+                self.skip_strings(count)
                 return _SkippedArray(count)
             if itype in _SCALAR_FMT:
                 width = struct.calcsize(_SCALAR_FMT[itype])
+                self._need(width * count)
                 if count <= SMALL_ARRAY_LIMIT:
-                    self._need(width * count)
+                    self._keep(count)
                     fmt = "<" + _SCALAR_FMT[itype][1] * count
                     vals = list(struct.unpack_from(fmt, self.buf, self.off))
                     self.off += width * count
                     return vals
-                self._need(width * count)
                 self.off += width * count
                 return _SkippedArray(count)
             if itype == _T_ARRAY:
                 # Nested arrays occur in no model Hearth supports; walk them anyway.
-                return [self.value(_T_ARRAY, key, token_offsets) for _ in range(count)]
+                self._keep(count)
+                return [self.value(_T_ARRAY, key, array_starts, depth + 1) for _ in range(count)]
             raise ValueError(f"unknown array element type {itype} for {key}")
         raise ValueError(f"unknown value type {vtype} for {key}")
 
@@ -352,8 +381,20 @@ def _read_part(path: Path, part_index: int) -> _Part:
             f"{path.name} is truncated: its header ends early ({file_size:,} bytes on disk). "
             "It is probably an unfinished download; download it again."
         ) from None
+    except _TooLarge as exc:
+        raise NotGGUFError(
+            f"{path.name} is not a usable GGUF model: {exc}. The file is damaged or was not made by a "
+            "GGUF converter; delete it and download the model again."
+        ) from exc
     except (ValueError, KeyError, struct.error, UnicodeDecodeError) as exc:
         raise NotGGUFError(f"{path.name} is not a valid GGUF model: {exc}.") from exc
+    except (RecursionError, MemoryError, OverflowError) as exc:
+        # The limits above should make these impossible; if a file still finds a
+        # way, it is named as unusable rather than ending the program.
+        raise NotGGUFError(
+            f"{path.name} is not a usable GGUF model: its header could not be read "
+            f"({type(exc).__name__}). Delete it and download the model again."
+        ) from exc
     except OSError as exc:
         raise NotGGUFError(f"{path} cannot be read: {exc.strerror or exc}.") from exc
 
@@ -376,19 +417,20 @@ def _parse(mm: mmap.mmap, file_size: int, path: Path, part_index: int) -> _Part:
         raise NotGGUFError(f"{path.name} cannot be read: {reason}. Download a current GGUF of this model.")
     n_tensors = h.u64()
     n_kv = h.u64()
-    if n_tensors > _MAX_COUNT or n_kv > _MAX_COUNT:
-        raise ValueError(f"implausible counts ({n_tensors} tensors, {n_kv} keys)")
+    _check(n_kv, _MAX_KEYS, "the number of metadata keys")
+    _check(n_tensors, _MAX_TENSORS, "the number of tensors")
 
     kv: dict[str, Any] = {}
-    token_offsets: dict[str, list[int]] = {}
+    array_starts: dict[str, int] = {}
     for _ in range(n_kv):
-        key = h.string()
+        key = h.string(_MAX_NAME, "a metadata key")
         vtype = h.u32()
-        kv[key] = h.value(vtype, key, token_offsets)
+        array_starts.pop(key, None)  # a repeated key: only its last value counts
+        kv[key] = h.value(vtype, key, array_starts)
 
     raw_tensors: list[tuple[str, tuple[int, ...], int, int]] = []
     for _ in range(n_tensors):
-        name = h.string()
+        name = h.string(_MAX_NAME, "a tensor name")
         n_dims = h.u32()
         if n_dims > _MAX_DIMS:
             raise ValueError(f"tensor {name} has {n_dims} dimensions")
@@ -425,14 +467,15 @@ def _parse(mm: mmap.mmap, file_size: int, path: Path, part_index: int) -> _Part:
 
     def token_string(id_key: str) -> str | None:
         tid = kv.get(id_key)
-        offsets = token_offsets.get("tokenizer.ggml.tokens")
+        start = array_starts.get("tokenizer.ggml.tokens")
         toks = kv.get("tokenizer.ggml.tokens")
         if not isinstance(tid, int) or tid < 0:
             return None
         if isinstance(toks, list):
-            return toks[tid] if tid < len(toks) else None
-        if offsets is not None and tid < len(offsets):
-            return h.string_at(offsets[tid])
+            tok = toks[tid] if tid < len(toks) else None
+            return tok if isinstance(tok, str) else None
+        if start is not None and isinstance(toks, _SkippedArray) and tid < toks.length:
+            return h.string_in_array(start, tid)
         return None
 
     return _Part(version, kv, tensors, file_size, token_string("tokenizer.ggml.bos_token_id"),
@@ -449,9 +492,9 @@ def _as_int(v: Any, default: int = 0) -> int:
     if isinstance(v, int):
         return v
     if isinstance(v, float):
-        return int(v)
+        return int(v) if math.isfinite(v) else default
     if isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v):
-        return int(max(v))
+        return _as_int(max(v), default)
     return default
 
 
@@ -524,6 +567,12 @@ def read_gguf_info(path: str | os.PathLike[str]) -> GGUFInfo:
         return kv.get(f"{arch}.{key}", default)
 
     n_layers = _as_int(a("block_count"))
+    if n_layers > _MAX_LAYERS:
+        # Per-layer tables are built from it: a corrupt count must not allocate gigabytes.
+        raise NotGGUFError(
+            f"{parts[0].name} is not a usable GGUF model: {arch}.block_count ({n_layers:,}) is over "
+            f"Hearth's limit of {_MAX_LAYERS:,}. The file is damaged; delete it and download the model again."
+        )
     n_embd = _as_int(a("embedding_length"))
     n_head = _as_int(a("attention.head_count"))
     n_head_kv = _as_int(a("attention.head_count_kv"), n_head)
