@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,23 @@ from app.documents.pages import Page, normalize
 
 log = logging.getLogger(__name__)
 
-# A .docx is a zip: a small file can inflate to gigabytes (zip bomb).
-MAX_XML_BYTES = 400 * 1024 * 1024
+# A .docx is a zip: a small file can inflate to gigabytes (zip bomb). Both limits
+# count the bytes that really come out, never the sizes the zip declares.
+MAX_UNPACKED_BYTES = 400 * 1024 * 1024  # every member, media included
+# XML becomes an lxml tree and python-docx objects ~8x its size (measured on
+# a file of short paragraphs), so it has its own, lower limit: a few hundred MB
+# of memory at most. Real documents have a few MB of XML.
+MAX_XML_BYTES = 64 * 1024 * 1024
+_CHUNK = 1 << 20
+# What a damaged or hostile zip raises while a member is read: bad headers and
+# CRCs, broken deflate streams, encrypted or unknown compression methods.
+_ZIP_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError,
+                                             NotImplementedError, RuntimeError, EOFError, zlib.error)
+try:  # an optional part of CPython builds
+    from lzma import LZMAError
+    _ZIP_ERRORS += (LZMAError,)
+except ImportError:
+    pass
 
 _P, _TBL, _TR, _TC, _SDT, _SDT_CONTENT = (qn("w:p"), qn("w:tbl"), qn("w:tr"), qn("w:tc"), qn("w:sdt"),
                                            qn("w:sdtContent"))
@@ -71,15 +87,11 @@ def read_docx(path: Path) -> list[Page]:
                "Word or LibreOffice and saving a new copy.")
     try:
         with zipfile.ZipFile(path) as z:
-            total = sum(i.file_size for i in z.infolist() if i.filename.startswith("word/"))
+            _check_unpacked_size(path, z)
     except OSError as exc:
         raise unreadable(path, exc) from exc
-    except (zipfile.BadZipFile, ValueError) as exc:
+    except _ZIP_ERRORS as exc:
         raise CorruptDocument(damaged, str(path)) from exc
-    if total > MAX_XML_BYTES:
-        raise DocumentTooLarge(
-            f"{name} unpacks to more than {MAX_XML_BYTES >> 20} MB of text and layout, over Hearth's limit. "
-            "Split it into smaller documents.", str(path), size=total, limit=MAX_XML_BYTES)
     try:
         document = docx.Document(str(path))
         styles = {s.style_id: (s.name or "") for s in document.styles}
@@ -93,6 +105,41 @@ def read_docx(path: Path) -> list[Page]:
     builder = _PageBuilder()
     _walk(body, builder, styles, rendered)
     return builder.finish(numbered=rendered or hard)
+
+
+def _looks_like_xml(head: bytes) -> bool:
+    # By content, not by name: [Content_Types].xml can give any part name an XML type.
+    head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith((b"<", b"\xff\xfe", b"\xfe\xff"))
+
+
+def _check_unpacked_size(path: Path, z: zipfile.ZipFile) -> None:
+    """Unpack every member once, counting the bytes that really come out.
+
+    The sizes in a zip's directory are the file's own claim, and python-docx
+    reads parts from anywhere in the archive (``_rels/``, ``[Content_Types].xml``,
+    parts named by relationships), so every member counts and only real output
+    is trusted. Reading stops as soon as a limit is passed.
+    """
+    total = xml = 0
+    for info in z.infolist():
+        if info.is_dir():
+            continue
+        with z.open(info) as member:
+            first = True
+            is_xml = False
+            while chunk := member.read(_CHUNK):
+                if first:
+                    is_xml, first = _looks_like_xml(chunk[:64]), False
+                total += len(chunk)
+                xml += len(chunk) if is_xml else 0
+                if total > MAX_UNPACKED_BYTES or xml > MAX_XML_BYTES:
+                    limit = MAX_UNPACKED_BYTES if total > MAX_UNPACKED_BYTES else MAX_XML_BYTES
+                    what = "in all" if limit == MAX_UNPACKED_BYTES else "of text and layout (XML)"
+                    raise DocumentTooLarge(
+                        f"{path.name} unpacks to more than {limit >> 20} MB {what}, over Hearth's limit for "
+                        "a Word document. Split it into smaller documents, or save it again from Word.",
+                        str(path), size=total if limit == MAX_UNPACKED_BYTES else xml, limit=limit)
 
 
 def _walk(parent: Any, builder: _PageBuilder, styles: dict[str, str], rendered: bool) -> None:
