@@ -23,7 +23,8 @@ from app.errors import Cancelled, HearthError, ModelLoadError
 from app.models import hub
 from app.models.catalog import CatalogEntry, find_entry, load_catalog
 from app.models.download import DownloadJob, DownloadProgress, DownloadRequest, DownloadState
-from app.models.errors import KeyringUnavailableError, ModelNotInstalledError, OfflineError
+from app.models.errors import KeyringUnavailableError, ModelNotInstalledError, OfflineError, UnsafeFileNameError
+from app.models.filenames import local_file_name
 from app.models.library import InstalledModel, ModelLibrary, validate_gguf
 from app.models.network import NetworkConfig
 from app.models.token import TokenStore
@@ -320,6 +321,11 @@ def _requests_for(ctx: _Ctx, args: argparse.Namespace) -> list[DownloadRequest] 
         names = [f"{m.group('prefix')}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1)]
     reqs = []
     for name in names:
+        try:
+            local_file_name(name, source=args.repo_id)
+        except UnsafeFileNameError as exc:
+            ctx.warn(str(exc))
+            return None
         entry = next((e for e in ctx.catalog if e.repo_id == args.repo_id and e.filename == name), None)
         reqs.append(_request(args.repo_id, name, args.revision, entry))
     return reqs

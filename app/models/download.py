@@ -29,7 +29,9 @@ from typing import Any, BinaryIO, Protocol
 
 from app.errors import Cancelled, DownloadError, HearthError
 from app.models import fetch, hub
-from app.models.errors import AuthRequiredError, DiskFullError, HashMismatchError, NetworkError, RemoteNotFoundError
+from app.models.errors import AuthRequiredError, DiskFullError, HashMismatchError, NetworkError, RemoteNotFoundError, \
+    UnsafeFileNameError
+from app.models.filenames import local_file_name
 from app.models.hashing import CHUNK, SHA256, HashPipeline, iter_hash, new_hasher
 from app.models.network import CancelToken, NetworkConfig, RetryPolicy, parse_retry_after
 from app.models.partfile import PART_SUFFIX, STATE_SUFFIX, PartState, check_disk_space, disk_margin, is_disk_full, \
@@ -71,7 +73,13 @@ class DownloadRequest:
 
     @property
     def basename(self) -> str:
+        """The file's name for display (may be unsafe as a path: see ``local_name``)."""
         return self.filename.rsplit("/", 1)[-1]
+
+    @property
+    def local_name(self) -> str:
+        """The name in the models folder; raises UnsafeFileNameError for a name that is not a plain file name."""
+        return local_file_name(self.filename, source=self.repo_id)
 
     @property
     def job_id(self) -> str:
@@ -196,15 +204,15 @@ class DownloadJob:
 
     @property
     def target(self) -> Path:
-        return self.models_dir / self.request.basename
+        return self.models_dir / self.request.local_name
 
     @property
     def part_path(self) -> Path:
-        return self.models_dir / (self.request.basename + PART_SUFFIX)
+        return self.models_dir / (self.request.local_name + PART_SUFFIX)
 
     @property
     def state_path(self) -> Path:
-        return self.models_dir / (self.request.basename + STATE_SUFFIX)
+        return self.models_dir / (self.request.local_name + STATE_SUFFIX)
 
     # --- control (any thread) ------------------------------------------------
 
@@ -304,7 +312,11 @@ class DownloadJob:
             self._file = None
 
     def _delete_part(self) -> None:
-        for p in (self.part_path, self.state_path):
+        try:
+            paths = (self.part_path, self.state_path)
+        except UnsafeFileNameError:
+            return  # such a name never became a file
+        for p in paths:
             try:
                 p.unlink()
             except FileNotFoundError:
@@ -314,6 +326,7 @@ class DownloadJob:
 
     def _download(self) -> _Job:
         req = self.request
+        local_file_name(req.filename, source=req.repo_id)  # an unsafe name fails here, before any I/O
         self.net.require_online(f"download {req.basename}")
         yield self._event(DownloadState.STARTING, f"Looking up {req.filename} on {self.net.resolved_endpoint}")
         try:

@@ -25,6 +25,10 @@ class NetworkError(HubError):
     """The server could not be reached or kept failing after every retry."""
 
 
+class UnsafeFileNameError(DownloadError):
+    """A remote or typed file name is not a plain file name, so it cannot become a path in the models folder."""
+
+
 class DiskFullError(DownloadError):
     """Not enough free space in the models folder."""
 

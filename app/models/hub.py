@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from app.errors import Cancelled
 from app.models.errors import AuthRequiredError, HubError, NetworkError, OfflineError, RemoteNotFoundError
 from app.models.fetch import tls_failure_message
+from app.models.filenames import is_plain_remote_name
 from app.models.hashing import GIT_SHA1, SHA256
 from app.models.network import CancelToken, NetworkConfig, RetryPolicy, parse_retry_after
 
@@ -324,8 +325,15 @@ def list_gguf_files(repo_id: str, net: NetworkConfig, *, revision: str = "main",
         return list(_api(hf, net).list_repo_tree(repo_id, recursive=True, revision=revision))
 
     items = _call(call, net=net, action=action, repo_id=repo_id, policy=policy, cancel=cancel)
-    files = [_remote_file(repo_id, revision, it) for it in items
-             if hasattr(it, "size") and str(it.path).lower().endswith(".gguf")]
+    files = []
+    for it in items:
+        if not hasattr(it, "size") or not str(it.path).lower().endswith(".gguf"):
+            continue
+        if not is_plain_remote_name(str(it.path)):
+            # Offering it would only end in a refused download (see filenames.local_file_name).
+            log.warning("%s: %r is not a plain file name; not offered for download", repo_id, it.path)
+            continue
+        files.append(_remote_file(repo_id, revision, it))
     return group_split_files(repo_id, files)
 
 

@@ -27,6 +27,7 @@ from app.models.architectures import LLAMA_CPP_VERSION, is_known_architecture
 from app.models.catalog import CatalogEntry
 from app.models.download import DownloadRequest
 from app.models.errors import DiskFullError, ImportRejectedError, ModelNotInstalledError
+from app.models.filenames import plain_name_problem
 from app.models.hashing import CHUNK, GIT_SHA1, SHA256, iter_hash, new_hasher
 from app.models.hfcache import CachedModel, blob_sha256, find_cached_models
 from app.models.network import CancelToken
@@ -356,6 +357,8 @@ class ModelLibrary:
 
     def remove_partial(self, filename: str) -> RemoveResult:
         """Delete an unfinished download's part and state files."""
+        if plain_name_problem(filename) is not None:  # never a path outside the models folder
+            raise ModelNotInstalledError(f"There is no unfinished download called '{filename}'.")
         part = self.models_dir / (filename + PART_SUFFIX)
         state = self.models_dir / (filename + STATE_SUFFIX)
         if not part.exists() and not state.exists():
