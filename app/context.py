@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import app.documents  # noqa: F401 - registers the documents tables' migration before the database opens
 from app.errors import StorageReadOnly
 from app.paths import AppPaths, resolve_paths
 from app.settings import Settings, load_settings, save_settings

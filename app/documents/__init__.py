@@ -1,5 +1,5 @@
 """Documents attached to chats: extraction, the SQLite index, retrieval and citations (Qt-free)."""
 
-# The database module imports this package's migration; importing it first keeps
-# that cycle in one order whichever module is imported first.
-import app.storage.db  # noqa: F401
+# Whichever documents module is imported, the documents tables' migration is
+# registered with app.storage before any database is opened.
+import app.documents.schema  # noqa: F401

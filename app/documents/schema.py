@@ -1,12 +1,10 @@
-"""The documents part of the database schema (a migration appended in app.storage.db)."""
+"""The documents part of the database schema: its migration, registered with app.storage on import."""
 
 from __future__ import annotations
 
 import sqlite3
 
-# A module reference, not ``from ... import``: app.storage.db imports this module
-# while it is itself being imported.
-import app.storage.db as storage_db
+from app.storage.db import register_migration, run_script
 
 # documents: one row per distinct content (sha256); status 'indexing' while being
 # added, 'ready' once complete, 'failed' while being discarded. Rows never 'ready'
@@ -71,4 +69,7 @@ CREATE INDEX attachments_document ON attachments(document_id);
 
 def migrate_documents(c: sqlite3.Connection) -> None:
     """Schema 1 -> 2: documents, chunks (+ FTS5), embeddings, attachments."""
-    storage_db.run_script(c, _SQL)
+    run_script(c, _SQL)
+
+
+register_migration(2, migrate_documents)

@@ -16,7 +16,6 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from app.documents.schema import migrate_documents
 from app.errors import SearchIndexDamaged, StorageError, StorageReadOnly
 
 log = logging.getLogger(__name__)
@@ -140,7 +139,23 @@ def _m1_conversations(c: sqlite3.Connection) -> None:
 
 
 # Index i holds the migration from schema version i to i + 1. Append only.
-MIGRATIONS: list[Migration] = [_m1_conversations, migrate_documents]
+# Storage owns version 1 and knows nothing of the other parts of the app that keep
+# tables in this database: each registers its own migrations when it is imported
+# (app.documents: version 2). Open the database through app.context.AppContext, which
+# imports them all first: a process that has not would take the file for a newer one.
+MIGRATIONS: list[Migration] = [_m1_conversations]
+
+
+def register_migration(version: int, migration: Migration) -> None:
+    """Add the migration that brings the schema to ``version`` (the next one; idempotent)."""
+    if version <= len(MIGRATIONS):
+        have = MIGRATIONS[version - 1]
+        if (have.__module__, have.__qualname__) == (migration.__module__, migration.__qualname__):
+            return  # the registering module was imported again
+        raise RuntimeError(f"schema version {version} is already made by {have.__module__}.{have.__qualname__}")
+    if version != len(MIGRATIONS) + 1:
+        raise RuntimeError(f"schema version {version} registered before version {len(MIGRATIONS) + 1}")
+    MIGRATIONS.append(migration)
 
 
 class Database:

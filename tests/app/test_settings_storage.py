@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import app.documents  # noqa: F401 - registers the documents migration: every schema version is tested
 from app.errors import StorageError
 from app.paths import resolve_paths
 from app.settings import SCHEMA_VERSION, Settings, load_settings, save_settings

@@ -5,28 +5,27 @@ from __future__ import annotations
 import multiprocessing as mp
 from pathlib import Path
 
-from app.storage import ConversationStore, Database
+from app.context import AppContext
 
 PER_PROCESS = 200
 
 
-def _append(path: str, conversation_id: int, tag: str, start: mp.synchronize.Event) -> None:
-    db = Database(path)
-    store = ConversationStore(db)
+def _append(data_dir: str, conversation_id: int, tag: str, start: mp.synchronize.Event) -> None:
+    ctx = AppContext.create(data_dir)  # as each `hearth chat` run does
+    store = ctx.store
     start.wait(30)
     for i in range(PER_PROCESS):
         store.add_message(conversation_id, "user", f"{tag}-{i}")
-    db.close()
+    ctx.close()
 
 
 def test_two_processes_append_every_message(tmp_path: Path) -> None:
-    path = tmp_path / "hearth.db"
-    db = Database(path)
-    store = ConversationStore(db)
+    ctx = AppContext.create(tmp_path)
+    store = ctx.store
     conv = store.create("shared")
-    ctx = mp.get_context("spawn")
-    start = ctx.Event()
-    procs = [ctx.Process(target=_append, args=(str(path), conv.id, tag, start)) for tag in ("a", "b")]
+    spawn = mp.get_context("spawn")
+    start = spawn.Event()
+    procs = [spawn.Process(target=_append, args=(str(tmp_path), conv.id, tag, start)) for tag in ("a", "b")]
     for p in procs:
         p.start()
     start.set()
@@ -42,4 +41,4 @@ def test_two_processes_append_every_message(tmp_path: Path) -> None:
     for tag in "ab":
         mine = [int(m.content.split("-")[1]) for m in msgs if m.content.startswith(tag)]
         assert mine == list(range(PER_PROCESS))
-    db.close()
+    ctx.close()
