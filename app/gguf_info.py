@@ -59,6 +59,12 @@ _SCALAR_FMT: dict[int, str] = {
 # per-layer head counts); longer ones (vocabularies, merges) are skipped.
 SMALL_ARRAY_LIMIT = 1024
 
+# Keys llama.cpp's load_hparams reads with a required get_key for some
+# architectures (src/llama-model.cpp), beyond those every model needs.
+_ARCH_REQUIRED: dict[str, tuple[str, ...]] = {
+    "gpt-oss": ("attention.layer_norm_rms_epsilon", "expert_feed_forward_length", "attention.sliding_window"),
+}
+
 # llama.cpp's own expert-tensor pattern (common/common.h LLM_FFN_EXPS_REGEX).
 EXPERT_TENSOR_RE = re.compile(r"\.ffn_(up|down|gate|gate_up)_(ch|)exps")
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.")
@@ -142,6 +148,16 @@ class GGUFInfo:
     parts: tuple[Path, ...] = field(default=(), hash=False)
     tensors: tuple[TensorInfo, ...] = field(default=(), hash=False, repr=False)
     metadata: dict[str, Any] = field(default_factory=dict, hash=False, repr=False)
+    keys: frozenset[str] = field(default=frozenset(), hash=False, repr=False)  # every metadata key, read or skipped
+
+    def missing_required_keys(self) -> list[str]:
+        """Keys llama.cpp refuses to load without (it then says only "failed to load model")."""
+        arch = self.architecture
+        need = [f"{arch}.context_length", f"{arch}.embedding_length", f"{arch}.block_count", "tokenizer.ggml.model"]
+        if self.metadata.get("tokenizer.ggml.model") != "none":
+            need.append("tokenizer.ggml.tokens")
+        need += [f"{arch}.{k}" for k in _ARCH_REQUIRED.get(arch, ())]
+        return [k for k in need if k not in self.keys]
 
     # --- derived views used by the planner ---------------------------------
 
@@ -644,6 +660,7 @@ def read_gguf_info(path: str | os.PathLike[str]) -> GGUFInfo:
         parts=tuple(parts),
         tensors=tuple(tensors),
         metadata=metadata,
+        keys=frozenset(kv),
     )
 
 

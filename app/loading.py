@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.engine.client import EngineClient
-from app.errors import ModelLoadError
+from app.errors import ModelLoadError, NotGGUFError
 from app.gguf_info import read_gguf_info
 from app.hardware import HardwareInfo, detect_hardware
 from app.planner import LoadPlan, ModelSpec, conservative, plan_load
@@ -36,6 +36,14 @@ def choose_load(path: str, settings: Settings, *, n_ctx: int | None = None,
                 hardware: HardwareInfo | None = None) -> LoadChoice:
     """The load parameters for ``path``; raises NotGGUFError for files that aren't models."""
     info = read_gguf_info(path)  # validates the file before any worker is started
+    missing = info.missing_required_keys()
+    if missing:
+        # llama.cpp would stop with only "failed to load model from file".
+        raise NotGGUFError(
+            f"{info.path.name} cannot be loaded: its header has no {', '.join(missing)} "
+            f"{'key' if len(missing) == 1 else 'keys'}, which llama.cpp needs for a '{info.architecture}' model. "
+            "The file is incomplete or was converted wrongly; download or convert the model again."
+        )
     hw = hardware or detect_hardware()
     overrides: dict[str, Any] = {}
     if settings.gpu_layers_override is not None:
