@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--system", help="system prompt (instructions)")
     c.add_argument("--no-tools", action="store_true", help="don't offer tools to the model")
     c.add_argument("--attach", action="append", default=[], metavar="FILE", help="a document to ask about")
+    c.add_argument("--password", action="append", default=[], metavar="FILE=PASSWORD",
+                   help="the password of an attached encrypted PDF (repeat for several files)")
     c.add_argument("--json", action="store_true", help="print one JSON line per turn")
 
     r = sub.add_parser("render", help="print the exact prompt text for a conversation")

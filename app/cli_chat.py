@@ -50,8 +50,13 @@ def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
     if args.temperature is not None and not 0 <= args.temperature <= 5:
         _err("--temperature must be between 0 and 5.")
         return EXIT_USAGE
+    from app.documents.chat_support import parse_passwords
 
-
+    try:
+        passwords = parse_passwords(getattr(args, "password", None) or [])
+    except ValueError as exc:
+        _err(f"{exc}.")
+        return EXIT_USAGE
 
     engine = EngineClient()
     embedder = None
@@ -71,6 +76,7 @@ def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
             _err(choice.retry_note)
         info = engine.model_info
         load_s = time.perf_counter() - t0
+        created = conv is None
         if conv is None:
             conv = store.create(model=str(model_path),
                                 reasoning_effort=args.reasoning or ctx.settings.reasoning_effort,
@@ -98,9 +104,13 @@ def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
                 extra_context = prepare_attachments(ctx, conv.id, args.attach, tools=tools,
                                                     n_ctx=int(choice.params.get("n_ctx") or 0) or None,
                                                     embed_fn=embedder,
-                                                    embed_model=embedder.model_name if embedder else None)
+                                                    embed_model=embedder.model_name if embedder else None,
+                                                    passwords=passwords)
             except HearthError as exc:
                 _err(str(exc))
+                if created:  # nothing was said in it: leave no empty "New chat" in the history
+                    store.delete(conv.id)
+                    conv = None
                 return EXIT_USAGE
         session = ChatSession(
             store, engine, tools=tools, extra_context=extra_context,

@@ -19,6 +19,7 @@ from typing import Any
 
 from app.documents.extract import expand_paths
 from app.documents.index import DocumentIndex, EmbedFn, estimate_tokens
+from app.documents.errors import PasswordRequired
 from app.documents.models import IngestDone, IngestFailed, Passage
 from app.errors import DocumentError
 from app.harmony.tools import Tool, ToolError, ToolRegistry
@@ -210,16 +211,41 @@ def _stderr(message: str) -> None:
     sys.stderr.flush()
 
 
+def parse_passwords(items: Iterable[str]) -> dict[str, str]:
+    """``FILE=PASSWORD`` arguments as a dict; ValueError naming the item without ``=`` or a file."""
+    out: dict[str, str] = {}
+    for item in items:
+        file, sep, password = item.partition("=")
+        if not sep or not file.strip():
+            raise ValueError(f"--password takes FILE=PASSWORD (e.g. --password report.pdf=secret), not {item!r}")
+        out[file.strip()] = password
+    return out
+
+
+def password_for(path: str | os.PathLike[str], passwords: dict[str, str]) -> str | None:
+    """The password given for ``path``: by the path as given (resolved), else by the file's name."""
+    if not passwords:
+        return None
+    real = os.path.abspath(os.path.expanduser(path))
+    for file, password in passwords.items():
+        if os.path.abspath(os.path.expanduser(file)) == real:
+            return password
+    return passwords.get(os.path.basename(real))
+
+
 def prepare_attachments(ctx: Any, conversation_id: int, files: Iterable[str | os.PathLike[str]],
                         tools: ToolRegistry | None = None, *, budget_tokens: int | None = None,
                         n_ctx: int | None = None, embed_fn: EmbedFn | None = None, embed_model: str | None = None,
-                        warn: Callable[[str], None] | None = None) -> DocumentContext:
+                        warn: Callable[[str], None] | None = None,
+                        passwords: dict[str, str] | None = None) -> DocumentContext:
     """For ``hearth chat --attach``: add the files (folders are walked) to the
     conversation and return the extra_context callable.
 
     Each file that cannot be added is reported through ``warn`` (default: a line
     on stderr, for the CLI) and the others go on; if none of them can be added,
     DocumentError says why. ``ctx`` is the AppContext (``.db``, ``.settings``).
+    ``passwords`` maps a file (its path as given, or its name) to its password
+    (``hearth chat --password FILE=PW``).
     """
     warn = warn or _stderr
     index = DocumentIndex(ctx.db, embed_fn=embed_fn, embed_model=embed_model)
@@ -230,9 +256,16 @@ def prepare_attachments(ctx: Any, conversation_id: int, files: Iterable[str | os
     failures: list[str] = []
     added = 0
     for path in paths:
-        for ev in index.ingest(path, conversation_id):
+        password = password_for(path, passwords or {})
+        for ev in index.ingest(path, conversation_id, password=password):
             if isinstance(ev, IngestFailed):
-                failures.append(ev.message)
+                message = ev.message
+                if isinstance(ev.error, PasswordRequired) and not ev.error.wrong_password:
+                    # The GUI asks for it; here the way to give it is an option.
+                    name = os.path.basename(path)
+                    message = (f"{name} is protected by a password. Give it with --password \"{name}=PASSWORD\" "
+                               "(one --password per file).")
+                failures.append(message)
             elif isinstance(ev, IngestDone):
                 added += 1
                 if ev.note:
