@@ -24,6 +24,7 @@ from typing import Any
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 
 from app.errors import NotGGUFError
+from app.gguf_names import EXPERT_TENSOR_RE, SPLIT_RE, split_part_names
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +66,7 @@ _ARCH_REQUIRED: dict[str, tuple[str, ...]] = {
     "gpt-oss": ("attention.layer_norm_rms_epsilon", "expert_feed_forward_length", "attention.sliding_window"),
 }
 
-# llama.cpp's own expert-tensor pattern (common/common.h LLM_FFN_EXPS_REGEX).
-EXPERT_TENSOR_RE = re.compile(r"\.ffn_(up|down|gate|gate_up)_(ch|)exps")
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.")
-_SPLIT_RE = re.compile(r"^(?P<prefix>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
 
 # Default sliding-window layer patterns that llama.cpp hard-codes per
 # architecture when the file has no ``attention.sliding_window_pattern`` key
@@ -212,13 +210,13 @@ def split_set(path: str | os.PathLike[str]) -> list[Path]:
     NotGGUFError naming the first missing part.
     """
     p = Path(path)
-    m = _SPLIT_RE.match(p.name)
+    m = SPLIT_RE.match(p.name)
     if not m:
         return [p]
     count = int(m.group("count"))
     if count < 1 or int(m.group("no")) < 1 or int(m.group("no")) > count:
         raise NotGGUFError(f"{p.name}: the split numbering '{m.group('no')}-of-{m.group('count')}' is invalid.")
-    parts = [p.with_name(f"{m.group('prefix')}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
+    parts = [p.with_name(n) for n in split_part_names(m.group("prefix"), count)]
     for part in parts:
         if not part.is_file():
             raise NotGGUFError(
@@ -618,7 +616,7 @@ def read_gguf_info(path: str | os.PathLike[str]) -> GGUFInfo:
     name = kv.get("general.name")
     if not isinstance(name, str) or not name.strip():
         stem = parts[0].name
-        m = _SPLIT_RE.match(stem)
+        m = SPLIT_RE.match(stem)
         name = m.group("prefix") if m else parts[0].stem
     template = kv.get("tokenizer.chat_template")
 
@@ -667,7 +665,7 @@ def read_gguf_info(path: str | os.PathLike[str]) -> GGUFInfo:
 def iter_gguf_files(folder: str | os.PathLike[str]) -> Iterator[Path]:
     """The model files in a folder: ``*.gguf``, one entry per split model (its first part)."""
     for p in sorted(Path(folder).glob("*.gguf")):
-        m = _SPLIT_RE.match(p.name)
+        m = SPLIT_RE.match(p.name)
         if m and int(m.group("no")) != 1:
             continue
         yield p

@@ -24,11 +24,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from app.gguf_names import EXPERT_TENSOR_PATTERN
+
 log = logging.getLogger(__name__)
 
-# common/common.h LLM_FFN_EXPS_REGEX: the expert tensors of a block
-# (gate/up/down, fused gate_up, and the "chexps" variant some models use).
-FFN_EXPS_REGEX = r"\.ffn_(up|down|gate|gate_up)_(ch|)exps"
+FFN_EXPS_REGEX = EXPERT_TENSOR_PATTERN  # the expert tensors of a block, as llama.cpp names them
 # llama.cpp logs this line at debug level for every overridden tensor
 # (src/llama-model-loader.cpp), which is how a load shows the override took effect.
 _OVERRIDE_LOG_RE = re.compile(r"tensor (\S+) \((\d+) MiB (\S+)\) buffer type overridden to (\S+)")

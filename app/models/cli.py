@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from app.errors import Cancelled, HearthError, ModelLoadError
+from app.gguf_names import SPLIT_RE, split_part_names
 from app.models import hub
 from app.models.catalog import CatalogEntry, find_entry, load_catalog
 from app.models.download import DownloadJob, DownloadProgress, DownloadRequest, DownloadState
@@ -315,10 +316,10 @@ def _requests_for(ctx: _Ctx, args: argparse.Namespace) -> list[DownloadRequest] 
         ctx.warn(f"'{args.repo_id}' is not a repository id: it should look like owner/name.")
         return None
     names = [args.filename]
-    m = hub.SPLIT_RE.match(args.filename)
+    m = SPLIT_RE.match(args.filename)
     if m:  # any part of a split set: download every part
         count = int(m.group("count"))
-        names = [f"{m.group('prefix')}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1)]
+        names = split_part_names(m.group("prefix"), count)
     reqs = []
     for name in names:
         try:

@@ -15,10 +15,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.gguf_names import SPLIT_RE, split_part_names
+
 log = logging.getLogger(__name__)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_SPLIT = re.compile(r"^(?P<prefix>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
 
 
 def hf_cache_dir() -> Path:
@@ -43,7 +44,7 @@ class CachedModel:
 
     @property
     def name(self) -> str:
-        m = _SPLIT.match(Path(self.filename).name)
+        m = SPLIT_RE.match(Path(self.filename).name)
         return m.group("prefix") if m else Path(self.filename).stem
 
 
@@ -76,14 +77,13 @@ def find_cached_models(cache_dir: str | os.PathLike[str] | None = None) -> list[
                 rel = f.relative_to(rev).as_posix()
                 if rel in seen or not f.exists():  # a dangling symlink: blob was deleted
                     continue
-                m = _SPLIT.match(f.name)
+                m = SPLIT_RE.match(f.name)
                 parts = [f]
                 if m:
                     if int(m.group("no")) != 1:
                         continue
                     count = int(m.group("count"))
-                    parts = [f.with_name(f"{m.group('prefix')}-{i:05d}-of-{count:05d}.gguf")
-                             for i in range(1, count + 1)]
+                    parts = [f.with_name(n) for n in split_part_names(m.group("prefix"), count)]
                     if not all(p.exists() for p in parts):
                         log.info("HF cache: %s %s is missing parts; not offered", repo_id, rel)
                         continue

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -23,6 +22,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from app.errors import Cancelled
+from app.gguf_names import SPLIT_RE
 from app.models.errors import AuthRequiredError, HubError, NetworkError, OfflineError, RemoteNotFoundError
 from app.models.fetch import tls_failure_message
 from app.models.filenames import is_plain_remote_name
@@ -32,7 +32,6 @@ from app.models.network import CancelToken, NetworkConfig, RetryPolicy, parse_re
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-SPLIT_RE = re.compile(r"^(?P<prefix>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
 _RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 
 _lock = threading.Lock()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from typing import Any
 
 from app.errors import Cancelled, HearthError, ModelLoadError
 from app.gguf_info import GGUFInfo, iter_gguf_files, read_gguf_info
+from app.gguf_names import SPLIT_RE
 from app.models.architectures import LLAMA_CPP_VERSION, is_known_architecture
 from app.models.catalog import CatalogEntry
 from app.models.download import DownloadRequest
@@ -42,7 +42,6 @@ REGISTRY_VERSION = 1
 IN_MODELS_DIR = "models_dir"
 IN_PLACE = "in_place"
 _IMPORT_SUFFIX = ".importing"
-_SPLIT = re.compile(r"^(?P<prefix>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
 
 
 @dataclass(frozen=True)
@@ -140,7 +139,7 @@ def validate_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
 
 def model_name(path: Path) -> str:
     """The library name of a model file: its stem, without a split set's part numbering."""
-    m = _SPLIT.match(path.name)
+    m = SPLIT_RE.match(path.name)
     return m.group("prefix") if m else path.stem
 
 
