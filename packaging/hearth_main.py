@@ -48,7 +48,7 @@ def main() -> int:
     if getattr(sys, "frozen", False) and len(sys.argv) >= 3 and sys.argv[1] == "-c":
         _run_inline_code(sys.argv[1:])
         return 0
-    from ui.entry import main as hearth_main
+    from ui.shell.entry import main as hearth_main
 
     return hearth_main()
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def hearth(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "ui.entry", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ui.shell.entry", *args], capture_output=True, text=True,
                           cwd=ROOT, env=e, timeout=timeout)
 
 

@@ -19,7 +19,7 @@ def cold_start(data_dir: Path, runs: int = 3) -> dict[str, float]:
     env = dict(os.environ, HEARTH_EXIT_AFTER_SHOW="1", QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
     for _ in range(runs):
         t0 = time.perf_counter()
-        p = subprocess.Popen([sys.executable, "-m", "ui.entry", "--data-dir", str(data_dir)], cwd=ROOT, env=env,
+        p = subprocess.Popen([sys.executable, "-m", "ui.shell.entry", "--data-dir", str(data_dir)], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = ""
         assert p.stdout is not None
@@ -57,7 +57,7 @@ def streaming_stall(tmp: Path, n_messages: int = 1000, n_tokens: int = 1000, tok
 
     from app.chat import Delta
     from app.context import AppContext
-    from ui.main_window import MainWindow
+    from ui.shell.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
     ctx = AppContext.create(tmp / "gui-bench")

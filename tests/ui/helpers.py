@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from tests.ui.fake_engine import ScriptedEngine
-from ui.main_window import MainWindow
+from ui.shell.main_window import MainWindow
 
 
 def send(qtbot, win: MainWindow, text: str, timeout: int = 60000) -> None:

@@ -4,14 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget,
+)
 
 from app.storage.conversations import ConversationStore, Message
-from ui.message_widget import MessageWidget
+from ui.chat.message_widget import MessageWidget
+from ui.widgets import theme
 
 PAGE = 40  # messages rendered at a time; older ones load on demand
-MAX_COLUMN = 760
+MAX_COLUMN = theme.COLUMN_MAX
+
+
+class _Canvas(QWidget):
+    """The scrolled widget. Its height is always its layout's height for the viewport's width.
+
+    A word-wrapped label's size hint is measured at a narrow default width (about twice
+    the height it has in the column); had the canvas a minimum size from those hints, the
+    scroll area would make it that tall and the view would scroll into empty space below
+    the last message. With no minimum, QScrollArea sizes it by heightForWidth alone.
+    """
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(0, 0)
 
 
 class ChatView(QScrollArea):
@@ -27,15 +43,19 @@ class ChatView(QScrollArea):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setAccessibleName("Conversation")
-        outer = QWidget()
+        outer = _Canvas()
         outer.setObjectName("chatCanvas")
-        self._outer_lay = QVBoxLayout(outer)
-        self._outer_lay.setContentsMargins(16, 16, 16, 16)
+        # Centred by stretches, not by alignment: a horizontal box computes each item's
+        # height for the width it really gets, so the canvas height is exact.
+        self._outer_lay = QHBoxLayout(outer)
+        self._outer_lay.setContentsMargins(theme.SPACE_L, theme.SPACE_L, theme.SPACE_L, theme.SPACE_L)
         self.column = QWidget()
+        self.column.setObjectName("chatColumn")
         self.column.setMaximumWidth(MAX_COLUMN)
+        self.column.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self._lay = QVBoxLayout(self.column)
         self._lay.setContentsMargins(0, 0, 0, 0)
-        self._lay.setSpacing(10)
+        self._lay.setSpacing(theme.SPACE_M)
         self.more_button = QPushButton("Show earlier messages")
         self.more_button.setAccessibleName("Show earlier messages")
         self.more_button.clicked.connect(self.load_earlier)
@@ -47,7 +67,9 @@ class ChatView(QScrollArea):
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._lay.addWidget(self.empty_label)
         self._lay.addStretch(1)
-        self._outer_lay.addWidget(self.column, 0, Qt.AlignmentFlag.AlignHCenter)
+        self._outer_lay.addStretch(1)
+        self._outer_lay.addWidget(self.column, 1000)
+        self._outer_lay.addStretch(1)
         self.setWidget(outer)
         self.conversation_id: int | None = None
         self.widgets: dict[int, MessageWidget] = {}
@@ -59,10 +81,6 @@ class ChatView(QScrollArea):
     @property
     def store(self) -> ConversationStore:
         return self._store_factory()
-
-    def resizeEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
-        super().resizeEvent(event)
-        self.column.setFixedWidth(min(MAX_COLUMN, max(200, self.viewport().width() - 32)))
 
     # ---- content ---------------------------------------------------------
 

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.storage.conversations import Message
-from ui.markdown import plain_html, render_blocks
+from ui.chat.markdown import plain_html, render_blocks
 
 
 def _label(text: str = "", *, rich: bool = True, selectable: bool = True) -> QLabel:
@@ -25,7 +25,7 @@ def _label(text: str = "", *, rich: bool = True, selectable: bool = True) -> QLa
         flags |= Qt.TextInteractionFlag.TextSelectableByMouse
     lab.setTextInteractionFlags(flags)
     lab.setOpenExternalLinks(False)
-    lab.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+    lab.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
     return lab
 
 

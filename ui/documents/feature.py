@@ -22,12 +22,12 @@ from app.documents.errors import PasswordRequired
 from app.documents.extract import SUPPORTED_SUMMARY
 from app.documents.index import DocumentIndex
 from app.documents.models import IngestCancelled, IngestDone, IngestFailed, IngestProgress
-from ui.documents_attach import AttachChooser
-from ui.documents_jobs import BatchQueued, DocumentJobs, IngestTask, TaskEvent
-from ui.documents_passwords import PasswordPrompts
-from ui.documents_preview import CitationPreview
-from ui.documents_turn import DocumentTurns
-from ui.documents_widgets import AttachmentsBar, DropOverlay, phase_text
+from ui.documents.attach import AttachChooser
+from ui.documents.jobs import BatchQueued, DocumentJobs, IngestTask, TaskEvent
+from ui.documents.passwords import PasswordPrompts
+from ui.documents.preview import CitationPreview
+from ui.documents.turn import DocumentTurns
+from ui.documents.widgets import AttachmentsBar, DropOverlay, phase_text
 
 log = logging.getLogger(__name__)
 

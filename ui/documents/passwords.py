@@ -6,7 +6,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QWidget
 
 from app.documents.errors import PasswordRequired
-from ui.documents_jobs import IngestTask
+from ui.documents.jobs import IngestTask
 
 
 class PasswordPrompts(QObject):

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (
 
 from app.documents.extract import human_size
 from app.documents.models import Attachment, Embedding, Extracting, IngestProgress, Indexing, Reading
-from ui.theme import ACCENT
+from ui.widgets.theme import ACCENT
 
 PROGRESS_STEPS = 1000
 KIND_ICONS = {"pdf": "📕", "docx": "📘", "markdown": "📝", "html": "🌐", "csv": "📊", "code": "⌨", "text": "📄"}

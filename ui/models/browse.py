@@ -12,12 +12,12 @@ from app.errors import HearthError
 from app.models import CatalogEntry, DownloadRequest, DownloadState, hub
 from app.models.hub import RemoteModelFile, RemoteRepo
 from app.models.units import format_bytes
-from ui.models_widgets import (
+from ui.models.widgets import (
     UNKNOWN, Fit, ModelCard, clear_layout, context_text, guess_quantization, muted_label, set_error_style,
 )
 
 if TYPE_CHECKING:
-    from ui.models_page import ModelsPage
+    from ui.models.page import ModelsPage
 
 SEARCH_OFFLINE = ("Searching Hugging Face needs the network, and Offline mode is on, so Hearth makes no "
                   "connection. Turn Offline mode off in Settings to search. Installed models keep working.")

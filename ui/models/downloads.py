@@ -15,10 +15,10 @@ from PySide6.QtWidgets import QGroupBox, QMessageBox, QVBoxLayout
 
 from app.models import DownloadJob, DownloadProgress, DownloadRequest, DownloadState
 from app.models.units import format_bytes
-from ui.models_widgets import DownloadRow
+from ui.models.widgets import DownloadRow
 
 if TYPE_CHECKING:
-    from ui.models_page import ModelsPage
+    from ui.models.page import ModelsPage
 
 log = logging.getLogger(__name__)
 

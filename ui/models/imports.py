@@ -18,7 +18,7 @@ from app.models import CancelToken
 from app.models.library import ImportProgress
 
 if TYPE_CHECKING:
-    from ui.models_page import ModelsPage
+    from ui.models.page import ModelsPage
 
 
 class ImportRow(QWidget):

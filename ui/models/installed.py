@@ -11,10 +11,10 @@ from PySide6.QtWidgets import QLabel, QMessageBox, QScrollArea, QVBoxLayout, QWi
 from app.models import InstalledModel
 from app.models.library import IN_PLACE, PartialDownload
 from app.models.units import format_bytes, format_params
-from ui.models_widgets import ModelCard, clear_layout, context_text, muted_label, section_label, set_error_style
+from ui.models.widgets import ModelCard, clear_layout, context_text, muted_label, section_label, set_error_style
 
 if TYPE_CHECKING:
-    from ui.models_page import ModelsPage
+    from ui.models.page import ModelsPage
 
 EMPTY_INSTALLED = ("No models yet. Download one from the Catalog tab, or add a .gguf file you already have: "
                    "Import…, or drop it on this page.")

@@ -30,15 +30,15 @@ from app.models import (
 from app.models.hfcache import CachedModel, find_cached_models
 from app.models.library import LibraryProblem, PartialDownload
 from app.planner import ModelSpec
-from ui.models_browse import CatalogTab, SearchTab
-from ui.models_downloads import DownloadsPanel
-from ui.models_import import ImportsPanel
-from ui.models_installed import InstalledTab
-from ui.models_jobs import ModelsWorker
-from ui.models_widgets import FIT_PENDING, UNKNOWN, Fit, plan_fit, set_error_style
+from ui.models.browse import CatalogTab, SearchTab
+from ui.models.downloads import DownloadsPanel
+from ui.models.imports import ImportsPanel
+from ui.models.installed import InstalledTab
+from ui.models.worker import ModelsWorker
+from ui.models.widgets import FIT_PENDING, UNKNOWN, Fit, plan_fit, set_error_style
 
 if TYPE_CHECKING:
-    from ui.main_window import MainWindow
+    from ui.shell.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from app.hardware import HardwareInfo
 from app.models import DownloadJob, DownloadProgress, DownloadState
 from app.models.units import format_bytes, format_duration, format_rate
 from app.planner import ModelSpec, plan_load
-from ui.hardware_page import VERDICT_BADGES
+from ui.pages.hardware import VERDICT_BADGES
 
 GIB = 1 << 30
 PENDING = "pending"

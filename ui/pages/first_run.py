@@ -23,13 +23,13 @@ from app.errors import HearthError
 from app.models import CatalogEntry
 from app.models.units import format_bytes
 from app.planner import DOES_NOT_FIT, FITS
-from ui.hardware_page import hardware_rows
-from ui.models_page import ModelsPage, install_models_page
-from ui.models_widgets import FitBadge, muted_label, set_error_style
-from ui.page_layout import scrolled_page
+from ui.pages.hardware import hardware_rows
+from ui.models.page import ModelsPage, install_models_page
+from ui.models.widgets import FitBadge, muted_label, set_error_style
+from ui.widgets.page_layout import scrolled_page
 
 if TYPE_CHECKING:
-    from ui.main_window import MainWindow
+    from ui.shell.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from PySide6.QtWidgets import (
 from app.errors import HearthError
 from app.hardware import HardwareInfo, detect_hardware
 from app.planner import DOES_NOT_FIT, FITS, FITS_SLOWER
-from ui.page_layout import scrolled_page
+from ui.widgets.page_layout import scrolled_page
 
 if TYPE_CHECKING:
-    from ui.main_window import MainWindow
+    from ui.shell.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 

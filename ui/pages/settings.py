@@ -26,11 +26,11 @@ from app.errors import HearthError, SettingsError
 from app.models.errors import KeyringUnavailableError
 from app.models.token import TokenStore
 from app.settings import Settings
-from ui.theme import apply_theme
-from ui.page_layout import scrolled_page
+from ui.widgets.theme import apply_theme
+from ui.widgets.page_layout import scrolled_page
 
 if TYPE_CHECKING:
-    from ui.main_window import MainWindow
+    from ui.shell.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 

@@ -15,15 +15,15 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.context import AppContext, setup_logging
 from app.errors import HearthError
-from ui.crash import install_excepthook
-from ui.documents import install_documents
-from ui.first_run import maybe_show_first_run
-from ui.hardware_page import install_hardware_page
-from ui.main_window import MainWindow
-from ui.models_page import install_models_page
-from ui.settings_page import install_settings_page
-from ui.single_instance import InstanceServer, ask_running_instance
-from ui.theme import apply_theme
+from ui.shell.crash import install_excepthook
+from ui.documents.feature import install_documents
+from ui.pages.first_run import maybe_show_first_run
+from ui.pages.hardware import install_hardware_page
+from ui.shell.main_window import MainWindow
+from ui.models.page import install_models_page
+from ui.pages.settings import install_settings_page
+from ui.shell.single_instance import InstanceServer, ask_running_instance
+from ui.widgets.theme import apply_theme
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName("Hearth")
     app.setOrganizationName("Hearth")
     app.setDesktopFileName("hearth")
-    icon = Path(__file__).resolve().parent.parent / "assets" / "hearth.png"
+    icon = Path(__file__).resolve().parents[2] / "assets" / "hearth.png"
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
     return app

@@ -11,7 +11,7 @@ from typing import Sequence
 
 
 def _run_gui(args: object) -> int:
-    from ui.app import run_gui
+    from ui.shell.app import run_gui
 
     return run_gui(args)  # type: ignore[arg-type]
 

@@ -17,10 +17,10 @@ from app.context import AppContext
 from app.errors import HearthError
 from app.harmony.tools import default_registry
 from app.storage.conversations import Message
-from ui.chat_view import ChatView
-from ui.composer import Composer
-from ui.controller import ChatController
-from ui.sidebar import Sidebar
+from ui.chat.chat_view import ChatView
+from ui.chat.composer import Composer
+from ui.chat.controller import ChatController
+from ui.shell.sidebar import Sidebar
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class MainWindow(QMainWindow):
         self.status_memory.setText(f"Model memory: {rss / 2**30:.1f} GB" if rss else "")
         self.eject_button.setEnabled(True)
         harmony = info.get("architecture") == "gpt-oss"
-        self.composer.reasoning.setVisible(harmony)
+        self.composer.set_reasoning_visible(harmony)
         self.composer.set_context(0, info.get("n_ctx"))
         self.chat_view.set_empty_text("Start the conversation below." if not self.chat_view.widgets else "")
 

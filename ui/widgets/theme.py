@@ -1,12 +1,67 @@
-"""Fusion style with a restrained palette that follows the OS light/dark setting."""
+"""Hearth's look: a few design tokens (spacing, radii, colours for light and dark, one
+accent) and the one stylesheet built from them. Fusion style; follows the OS scheme."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
 ACCENT = "#d9622b"  # hearth ember
+
+# spacing scale (px) and corner radii, used by layouts and the stylesheet alike
+SPACE_XS, SPACE_S, SPACE_M, SPACE_L, SPACE_XL = 4, 8, 12, 16, 24
+RADIUS_S, RADIUS_M, RADIUS_L = 6, 10, 14
+COLUMN_MAX = 760  # the centred message column
+LABEL_WIDTH = 180  # form labels on every page line up at one x position
+
+
+@dataclass(frozen=True)
+class Tokens:
+    dark: bool
+    bg: str  # chat canvas, inputs
+    window: str  # sidebar, pages
+    surface: str  # user bubble, cards, code
+    border: str
+    text: str
+    muted: str
+    accent: str
+    accent_hover: str
+    on_accent: str
+    danger: str
+    warning: str
+    success: str
+    selection: str
+
+
+LIGHT = Tokens(dark=False, bg="#ffffff", window="#f7f6f3", surface="#f1efeb", border="#e3dfd8", text="#1f1f1f",
+               muted="#6b6763", accent=ACCENT, accent_hover="#c4541f", on_accent="#ffffff", danger="#c0392b",
+               warning="#b7791f", success="#2f855a", selection="#f6dccd")
+DARK = Tokens(dark=True, bg="#1d1e21", window="#25262a", surface="#2e3035", border="#3a3c42", text="#e8e6e3",
+              muted="#a09c97", accent="#e4733c", accent_hover="#f08550", on_accent="#ffffff", danger="#ef6b5b",
+              warning="#e0a640", success="#5cc08a", selection="#5a3424")
+
+
+class _ThemeNotifier(QObject):
+    changed = Signal(object)  # Tokens
+
+
+_notifier: _ThemeNotifier | None = None
+_current: Tokens = LIGHT
+
+
+def notifier() -> _ThemeNotifier:
+    """Widgets that paint their own icons listen here to re-tint them."""
+    global _notifier
+    if _notifier is None:
+        _notifier = _ThemeNotifier()
+    return _notifier
+
+
+def current() -> Tokens:
+    return _current
 
 
 def is_dark(app: QApplication) -> bool:
@@ -16,48 +71,109 @@ def is_dark(app: QApplication) -> bool:
         return app.palette().color(QPalette.ColorRole.Window).lightness() < 128
 
 
-def apply_theme(app: QApplication, theme: str = "system") -> None:
+def palette(t: Tokens) -> QPalette:
+    pal = QPalette()
+    roles = {
+        QPalette.ColorRole.Window: t.window, QPalette.ColorRole.Base: t.bg, QPalette.ColorRole.AlternateBase: t.surface,
+        QPalette.ColorRole.Text: t.text, QPalette.ColorRole.WindowText: t.text, QPalette.ColorRole.ButtonText: t.text,
+        QPalette.ColorRole.Button: t.surface, QPalette.ColorRole.Highlight: t.accent,
+        QPalette.ColorRole.HighlightedText: t.on_accent, QPalette.ColorRole.ToolTipBase: t.bg,
+        QPalette.ColorRole.ToolTipText: t.text, QPalette.ColorRole.PlaceholderText: t.muted,
+        QPalette.ColorRole.Link: t.accent, QPalette.ColorRole.Mid: t.border,
+    }
+    for role, colour in roles.items():
+        pal.setColor(role, QColor(colour))
+    pal.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor(t.muted))
+    pal.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor(t.muted))
+    pal.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText, QColor(t.muted))
+    return pal
+
+
+def stylesheet(t: Tokens) -> str:
+    s, m, l_ = SPACE_S, SPACE_M, SPACE_L
+    return f"""
+    QToolTip {{ background: {t.bg}; color: {t.text}; border: 1px solid {t.border}; padding: 4px 6px; }}
+    QWidget#chatCanvas, QWidget#chatColumn {{ background: {t.bg}; }}
+    QWidget#chatPage {{ background: {t.bg}; }}
+    QWidget#header {{ background: {t.bg}; border-bottom: 1px solid {t.border}; }}
+    QWidget#sidebar {{ background: {t.window}; border-right: 1px solid {t.border}; }}
+    QListView#conversationList {{ border: none; background: {t.window}; outline: 0; }}
+    QListView#conversationList::item {{ padding: 6px {s}px; border-radius: {RADIUS_S}px; }}
+    QListView#conversationList::item:hover {{ background: {t.surface}; }}
+    QListView#conversationList::item:selected {{ background: {t.selection}; color: {t.text}; }}
+    QPushButton#navButton {{ text-align: left; border: none; padding: 6px {s}px; border-radius: {RADIUS_S}px;
+                             color: {t.text}; background: transparent; }}
+    QPushButton#navButton:hover {{ background: {t.surface}; }}
+    QPushButton#navButton:checked {{ background: {t.selection}; }}
+    QPushButton#newChatButton {{ border: 1px solid {t.border}; border-radius: {RADIUS_S}px; padding: 7px {m}px;
+                                 background: {t.bg}; color: {t.text}; text-align: left; }}
+    QPushButton#newChatButton:hover {{ border-color: {t.accent}; }}
+    QLineEdit, QPlainTextEdit, QTextEdit, QSpinBox, QDoubleSpinBox, QComboBox {{
+        border: 1px solid {t.border}; border-radius: {RADIUS_S}px; padding: 4px 6px; background: {t.bg};
+        selection-background-color: {t.accent}; selection-color: {t.on_accent}; }}
+    QLineEdit:focus, QPlainTextEdit:focus, QSpinBox:focus, QDoubleSpinBox:focus, QComboBox:focus {{
+        border-color: {t.accent}; }}
+    QFrame#composerBox {{ border: 1px solid {t.border}; border-radius: {RADIUS_L}px; background: {t.bg}; }}
+    QPlainTextEdit#composerEdit {{ border: none; background: transparent; padding: 2px 0; }}
+    QToolButton#sendButton {{ background: {t.accent}; border: none; border-radius: 16px; }}
+    QToolButton#sendButton:hover {{ background: {t.accent_hover}; }}
+    QToolButton#sendButton:disabled {{ background: {t.border}; }}
+    QToolButton#iconButton, QToolButton#attachButton {{ border: none; border-radius: {RADIUS_S}px; padding: 3px; }}
+    QToolButton#iconButton:hover, QToolButton#attachButton:hover {{ background: {t.surface}; }}
+    QToolButton {{ color: {t.muted}; }}
+    QToolButton#segment {{ border: 1px solid {t.border}; padding: 2px 10px; color: {t.muted}; background: {t.bg};
+                           font-size: 11px; }}
+    QToolButton#segment:checked {{ background: {t.selection}; color: {t.text}; }}
+    QToolButton#segment[position="first"] {{ border-top-left-radius: {RADIUS_S}px;
+                                            border-bottom-left-radius: {RADIUS_S}px; }}
+    QToolButton#segment[position="last"] {{ border-top-right-radius: {RADIUS_S}px;
+                                           border-bottom-right-radius: {RADIUS_S}px; }}
+    QFrame#userMessage {{ background: {t.surface}; border-radius: {RADIUS_L}px; }}
+    QFrame#assistantMessage {{ background: transparent; }}
+    QFrame#codeBlock {{ background: {t.surface}; border: 1px solid {t.border}; border-radius: {RADIUS_M}px; }}
+    QFrame#toolCard {{ background: {t.window}; border: 1px solid {t.border}; border-radius: {RADIUS_M}px; }}
+    QToolButton#toolHeader {{ border: none; color: {t.text}; text-align: left; }}
+    QLabel#codeLang, QLabel#messageFooter, QLabel#contextMeter, QLabel#versionLabel {{
+        color: {t.muted}; font-size: 11px; }}
+    QLabel#contextMeter[level="warn"] {{ color: {t.warning}; font-weight: bold; }}
+    QLabel#thinkingBody {{ color: {t.muted}; border-left: 2px solid {t.border}; padding-left: {s}px; }}
+    QToolButton#thinkingToggle {{ color: {t.muted}; border: none; }}
+    QToolButton#citationChip {{ background: {t.surface}; border: 1px solid {t.border}; border-radius: 10px;
+                                padding: 2px {s}px; color: {t.text}; }}
+    QLabel#errorLabel {{ color: {t.danger}; }}
+    QLabel#editBanner {{ background: {t.selection}; padding: 6px {l_}px; }}
+    QLabel#emptyState {{ color: {t.muted}; padding: 40px; }}
+    QLabel#sectionHeader {{ font-weight: bold; font-size: 15px; }}
+    QLabel#muted, QLabel#hint {{ color: {t.muted}; }}
+    QPushButton {{ border: 1px solid {t.border}; border-radius: {RADIUS_S}px; padding: 5px {m}px; background: {t.bg}; }}
+    QPushButton:hover {{ border-color: {t.accent}; }}
+    QPushButton:disabled {{ color: {t.muted}; }}
+    QPushButton#primaryButton {{ background: {t.accent}; color: {t.on_accent}; border: none; }}
+    QPushButton#primaryButton:hover {{ background: {t.accent_hover}; }}
+    QComboBox#modelPicker {{ border: 1px solid {t.border}; border-radius: {RADIUS_S}px; padding: 4px 8px;
+                             font-weight: bold; }}
+    QLabel#modelState {{ color: {t.muted}; }}
+    QLabel#remoteBadge {{ color: {t.warning}; }}
+    QStatusBar {{ background: {t.window}; color: {t.muted}; border-top: 1px solid {t.border}; }}
+    QStatusBar QLabel {{ color: {t.muted}; padding: 0 {s}px; }}
+    QScrollArea {{ border: none; }}
+    QGroupBox {{ border: 1px solid {t.border}; border-radius: {RADIUS_M}px; margin-top: 14px; padding: {m}px; }}
+    QGroupBox::title {{ subcontrol-origin: margin; left: {m}px; padding: 0 4px; font-weight: bold; }}
+    QProgressBar {{ border: 1px solid {t.border}; border-radius: 4px; background: {t.window}; height: 8px;
+                    text-align: center; }}
+    QProgressBar::chunk {{ background: {t.accent}; border-radius: 3px; }}
+    QTabBar::tab {{ padding: 6px {m}px; border: none; color: {t.muted}; }}
+    QTabBar::tab:selected {{ color: {t.text}; border-bottom: 2px solid {t.accent}; }}
+    QTabWidget::pane {{ border: none; }}
+    """
+
+
+def apply_theme(app: QApplication, theme: str = "system") -> Tokens:
+    global _current
     app.setStyle("Fusion")
     dark = is_dark(app) if theme == "system" else theme == "dark"
-    pal = QPalette()
-    if dark:
-        base, window, text, alt = "#1e1f22", "#26272b", "#e8e6e3", "#2e3035"
-    else:
-        base, window, text, alt = "#ffffff", "#f6f5f3", "#1f1f1f", "#efeeeb"
-    pal.setColor(QPalette.ColorRole.Window, QColor(window))
-    pal.setColor(QPalette.ColorRole.Base, QColor(base))
-    pal.setColor(QPalette.ColorRole.AlternateBase, QColor(alt))
-    pal.setColor(QPalette.ColorRole.Text, QColor(text))
-    pal.setColor(QPalette.ColorRole.WindowText, QColor(text))
-    pal.setColor(QPalette.ColorRole.ButtonText, QColor(text))
-    pal.setColor(QPalette.ColorRole.Button, QColor(alt))
-    pal.setColor(QPalette.ColorRole.Highlight, QColor(ACCENT))
-    pal.setColor(QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
-    pal.setColor(QPalette.ColorRole.ToolTipBase, QColor(base))
-    pal.setColor(QPalette.ColorRole.ToolTipText, QColor(text))
-    app.setPalette(pal)
-    bubble = "#2f3237" if dark else "#efece7"
-    card = "#2a2c30" if dark else "#f7f6f4"
-    muted = "#9a9a9a" if dark else "#6b6b6b"
-    app.setStyleSheet(f"""
-        QWidget#chatCanvas {{ background: {base}; }}
-        QFrame#userMessage {{ background: {bubble}; border-radius: 12px; margin-left: 80px; }}
-        QToolButton {{ color: {muted}; }}
-        QToolButton#attachButton {{ font-size: 16px; font-weight: bold; padding: 2px 8px; }}
-        QFrame#assistantMessage {{ background: transparent; }}
-        QFrame#codeBlock {{ background: {card}; border: 1px solid {alt}; border-radius: 8px; }}
-        QFrame#toolCard {{ background: {card}; border: 1px solid {alt}; border-radius: 8px; }}
-        QLabel#codeLang, QLabel#messageFooter, QLabel#contextMeter {{ color: {muted}; font-size: 11px; }}
-        QLabel#thinkingBody {{ color: {muted}; }}
-        QToolButton#thinkingToggle {{ color: {muted}; border: none; }}
-        QToolButton#citationChip {{ background: {card}; border: 1px solid {alt}; border-radius: 10px;
-                                     padding: 2px 8px; color: {text}; }}
-        QLabel#errorLabel {{ color: #c0392b; }}
-        QLabel#editBanner {{ background: {card}; padding: 4px 16px; }}
-        QLabel#emptyState {{ color: {muted}; padding: 40px; }}
-        QPushButton#sendButton {{ background: {ACCENT}; color: white; border-radius: 6px; padding: 6px 14px; }}
-        QWidget#header {{ border-bottom: 1px solid {alt}; }}
-        QWidget#sidebar {{ background: {window}; }}
-        QListView {{ border: none; background: {window}; }}
-        QListView::item {{ padding: 5px 4px; }}
-    """)
+    _current = DARK if dark else LIGHT
+    app.setPalette(palette(_current))
+    app.setStyleSheet(stylesheet(_current))
+    notifier().changed.emit(_current)
+    return _current

@@ -151,7 +151,7 @@ def test_cli_attach_json_has_citations(tmp_path: Path, docs: Path, gptoss_mxfp4_
     (docs / "broken.pdf").write_bytes(b"not a pdf at all")
     env = {**os.environ, "HEARTH_DATA_DIR": str(tmp_path / "data")}
     r = subprocess.run(
-        [sys.executable, "-m", "ui.entry", "chat", "--model", str(gptoss_mxfp4_path), "--ctx", "4096",
+        [sys.executable, "-m", "ui.shell.entry", "chat", "--model", str(gptoss_mxfp4_path), "--ctx", "4096",
          "--max-tokens", "4", "--seed", "1", "--attach", str(report), "--attach", str(docs / "notes.md"),
          "--attach", str(docs / "broken.pdf"), "--json", "How much did sales grow in the north?"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
@@ -163,7 +163,7 @@ def test_cli_attach_json_has_citations(tmp_path: Path, docs: Path, gptoss_mxfp4_
     assert (first["file"], first["page"]) == ("report.pdf", 2) and "14%" in first["text"]
     # A lone file that cannot be added is an error: nothing to ask about.
     again = subprocess.run(
-        [sys.executable, "-m", "ui.entry", "chat", "--model", str(gptoss_mxfp4_path), "--ctx", "4096",
+        [sys.executable, "-m", "ui.shell.entry", "chat", "--model", str(gptoss_mxfp4_path), "--ctx", "4096",
          "--max-tokens", "2", "--attach", str(docs / "broken.pdf"), "--json", "hi"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )

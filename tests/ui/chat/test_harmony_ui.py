@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 
 from app.context import AppContext
 from app.harmony.tools import Tool, ToolRegistry, default_registry
-from ui.main_window import MainWindow
+from ui.shell.main_window import MainWindow
 from tests.ui.helpers import send, use_script
 
 THINK_THEN_ANSWER = ("<|channel|>analysis<|message|>The user asks for 2+2. That is four, simple arithmetic."

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 
 from app.context import AppContext
 from tests.ui.dnd import drop_files
-from ui.main_window import NO_MODEL_TEXT, MainWindow
+from ui.shell.main_window import NO_MODEL_TEXT, MainWindow
 from tests.ui.helpers import send
 
 
@@ -120,7 +120,7 @@ def test_rename_search_delete_undo(qtbot, window: MainWindow, gemma_path: Path, 
     load(qtbot, window, gemma_path)
     send(qtbot, window, "Plan a trip to Porto")
     cid = window.conversation_id
-    monkeypatch.setattr("ui.main_window.QInputDialog.getText", lambda *a, **k: ("Porto trip", True))
+    monkeypatch.setattr("ui.shell.main_window.QInputDialog.getText", lambda *a, **k: ("Porto trip", True))
     window.rename(cid)
     assert window.ctx.store.get(cid).title == "Porto trip"
     window.sidebar.search.setText("porto")
@@ -226,7 +226,7 @@ def test_export_writes_markdown_and_json(qtbot, window: MainWindow, gemma_path: 
     load(qtbot, window, gemma_path)
     send(qtbot, window, "Export me")
     target = tmp_path / "out.md"
-    monkeypatch.setattr("ui.main_window.QFileDialog.getSaveFileName", lambda *a, **k: (str(target), ""))
+    monkeypatch.setattr("ui.shell.main_window.QFileDialog.getSaveFileName", lambda *a, **k: (str(target), ""))
     window.export(window.conversation_id, "markdown")
     assert "## You\n\nExport me" in target.read_text()
     target = tmp_path / "out.json"

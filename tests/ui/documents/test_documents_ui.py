@@ -18,9 +18,9 @@ from tests.support.pdfgen import PdfPage, write_pdf
 from app.harmony.tools import default_registry
 from tests.app.documents.helpers import RC4Encryption
 from tests.ui.dnd import drop_files
-from ui.app import build_window
-from ui.documents import DROP_TEXT, DocumentsFeature, install_documents
-from ui.main_window import MainWindow
+from ui.shell.app import build_window
+from ui.documents.feature import DROP_TEXT, DocumentsFeature, install_documents
+from ui.shell.main_window import MainWindow
 from tests.ui.helpers import send, use_script
 
 HARBOUR = "The harbour gate code for the night shift is AZURE-7731, changed every Monday."

@@ -25,12 +25,12 @@ from tests.app.models.conftest import FAST
 from tests.keyrings import MemoryKeyring
 from tests.gguf_models import write_tiny_gptoss
 from tests.ui.dnd import drop_files
-from ui.main_window import MainWindow
-from ui import models_page
-from ui.models_browse import SEARCH_OFFLINE
-from ui.models_page import ModelsPage, install_models_page
-from ui.models_widgets import DownloadRow
-from ui.settings_page import install_settings_page
+from ui.shell.main_window import MainWindow
+from ui.models import page as models_page
+from ui.models.browse import SEARCH_OFFLINE
+from ui.models.page import ModelsPage, install_models_page
+from ui.models.widgets import DownloadRow
+from ui.pages.settings import install_settings_page
 
 REPO = "tester/tiny-gpt-oss-GGUF"
 FILE = "tiny-gpt-oss-MXFP4.gguf"

@@ -20,12 +20,13 @@ from app.settings import load_settings
 from tests.app.models.conftest import FAST
 from tests.keyrings import MemoryKeyring
 from tests.gguf_models import write_tiny_gptoss
-from ui import first_run, hardware_page
-from ui.app import build_window
-from ui.first_run import NO_FIRST_RUN_ENV, OFFLINE_NOTE, WelcomePage, maybe_show_first_run
-from ui.hardware_page import install_hardware_page
-from ui.main_window import MainWindow
-from ui.models_page import ModelsPage, install_models_page
+from ui.pages import first_run
+from ui.pages import hardware as hardware_page
+from ui.shell.app import build_window
+from ui.pages.first_run import NO_FIRST_RUN_ENV, OFFLINE_NOTE, WelcomePage, maybe_show_first_run
+from ui.pages.hardware import install_hardware_page
+from ui.shell.main_window import MainWindow
+from ui.models.page import ModelsPage, install_models_page
 
 
 @pytest.fixture(autouse=True)

@@ -23,10 +23,10 @@ from PySide6.QtWidgets import (
 from app.context import AppContext
 from app.hardware import HardwareInfo, builtin_profile
 from app.models.token import NO_KEYRING
-from ui import hardware_page
-from ui.hardware_page import HardwarePage, install_hardware_page
-from ui.main_window import MainWindow
-from ui.settings_page import OFFLINE_LABEL, PRIVACY_STATEMENT, SettingsPage, install_settings_page
+from ui.pages import hardware as hardware_page
+from ui.pages.hardware import HardwarePage, install_hardware_page
+from ui.shell.main_window import MainWindow
+from ui.pages.settings import OFFLINE_LABEL, PRIVACY_STATEMENT, SettingsPage, install_settings_page
 from tests.keyrings import MemoryKeyring
 from tests.ui.helpers import send
 

@@ -11,17 +11,17 @@ from pathlib import Path
 from PySide6.QtWidgets import QAbstractButton, QLineEdit, QPlainTextEdit
 
 from app.context import AppContext
-from ui.crash import install_excepthook
-from ui.main_window import MainWindow
-from ui.single_instance import ask_running_instance
+from ui.shell.crash import install_excepthook
+from ui.shell.main_window import MainWindow
+from ui.shell.single_instance import ask_running_instance
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_second_start_brings_the_first_forward(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    first = subprocess.Popen([sys.executable, "-m", "ui.entry", "--data-dir", str(data)], cwd=ROOT, env=env,
+    first = subprocess.Popen([sys.executable, "-m", "ui.shell.entry", "--data-dir", str(data)], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
@@ -30,7 +30,7 @@ def test_second_start_brings_the_first_forward(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the first instance never started listening"
             time.sleep(0.2)
         t0 = time.monotonic()
-        second = subprocess.run([sys.executable, "-m", "ui.entry", "--data-dir", str(data)], cwd=ROOT, env=env,
+        second = subprocess.run([sys.executable, "-m", "ui.shell.entry", "--data-dir", str(data)], cwd=ROOT, env=env,
                                 capture_output=True, text=True, timeout=60)
         assert second.returncode == 0
         assert "already running" in second.stderr

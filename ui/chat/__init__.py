@@ -1,0 +1,1 @@
+"""The conversation: transcript, messages, Markdown, composer, model picker, the chat controller."""

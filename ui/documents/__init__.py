@@ -1,0 +1,1 @@
+"""Documents in a chat: attach/drop, ingest jobs, chips, citation preview, passwords."""

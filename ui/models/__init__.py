@@ -1,0 +1,1 @@
+"""The Models page: installed models, catalog, Hugging Face search, downloads, imports."""

@@ -1,0 +1,1 @@
+"""Full pages beside the chat: Welcome (first run), Hardware, Settings."""

@@ -1,0 +1,1 @@
+"""The window frame: start-up, main window, sidebar, theme, crash reports, single instance."""

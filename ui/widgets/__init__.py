@@ -1,0 +1,1 @@
+"""Small widgets and layouts shared by every room of ui/."""
