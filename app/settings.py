@@ -16,6 +16,9 @@ from typing import Any, Callable
 
 from app.errors import SettingsError
 
+# Proxy kinds Hearth supports for metadata requests and file transfers alike.
+PROXY_SCHEMES = ("http", "socks5", "socks5h")
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
@@ -72,9 +75,15 @@ class Settings:
             raise SettingsError("The conversation-state cache size cannot be negative.")
         if self.saved_state_max_bytes < (1 << 20):
             raise SettingsError("The largest saved conversation state must be at least 1 MB.")
-        for name, url in (("Mirror endpoint", self.hf_endpoint), ("Proxy", self.proxy)):
-            if url and not url.startswith(("http://", "https://", "socks5://", "socks5h://")):
-                raise SettingsError(f"{name} must be a URL starting with http:// or https://.")
+        if self.hf_endpoint and not self.hf_endpoint.startswith(("http://", "https://")):
+            raise SettingsError("Mirror endpoint must be a URL starting with http:// or https://.")
+        if self.proxy and not self.proxy.lower().startswith(tuple(f"{s}://" for s in PROXY_SCHEMES)):
+            # Only what both the metadata requests (httpx) and the file transfer
+            # (app/models/fetch.py) can use: an https:// proxy would fail part-way.
+            raise SettingsError(
+                "Proxy must be a URL starting with http://, socks5:// or socks5h:// (for example "
+                "http://proxy.example:3128). HTTPS proxies are not supported; most also accept http://."
+            )
 
 
 def _migrate_1_to_2(data: dict[str, Any]) -> dict[str, Any]:

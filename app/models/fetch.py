@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import HearthError
+from app.settings import PROXY_SCHEMES
 
 log = logging.getLogger(__name__)
 
@@ -177,25 +178,119 @@ class _TLSConn(http.client.HTTPSConnection):
         self._abort.attach(self.sock)
 
 
+# PROXY_SCHEMES: the proxy kinds both transfers support, metadata (httpx) and
+# files (here). An https:// proxy would need TLS inside TLS, which http.client cannot do.
+
+
 @dataclass(frozen=True)
 class _Proxy:
+    scheme: str
     host: str
     port: int
-    auth: str | None  # value of Proxy-Authorization
+    auth: str | None  # value of Proxy-Authorization (http)
+    user: str | None = None  # socks5 username/password authentication
+    password: str | None = None
+
+
+def unsupported_proxy_message(proxy: str) -> str | None:
+    """Why Hearth cannot use ``proxy``, or None when it can (no scheme means http://)."""
+    try:
+        parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return f"The proxy '{proxy}' is not a valid address: enter it as http://host:port or socks5://host:port."
+    if parts.scheme not in PROXY_SCHEMES:
+        return (f"The proxy '{parts.scheme}://{parts.hostname or ''}' is not supported: Hearth can use HTTP "
+                "proxies (http://host:port) and SOCKS5 proxies (socks5://host:port or socks5h://host:port). "
+                "Most proxies offered as https:// also accept http://.")
+    if not parts.hostname:
+        return f"The proxy '{proxy}' names no host: enter it as http://host:port or socks5://host:port."
+    return None
 
 
 def _parse_proxy(proxy: str) -> _Proxy:
+    problem = unsupported_proxy_message(proxy)
+    if problem:
+        raise HearthError(problem + " Change it in Settings (or in the HTTPS_PROXY environment variable).")
     parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    if parts.scheme != "http" or not parts.hostname:
-        raise HearthError(
-            f"The proxy '{parts.scheme}://{parts.hostname or ''}' is not supported: "
-            "enter an HTTP proxy as http://host:port in Settings."
-        )
+    assert parts.hostname
+    user = urllib.parse.unquote(parts.username) if parts.username else None
+    password = urllib.parse.unquote(parts.password or "") if parts.username else None
     auth = None
-    if parts.username:
-        raw = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-        auth = "Basic " + base64.b64encode(raw.encode()).decode()
-    return _Proxy(parts.hostname, parts.port or 8080, auth)
+    if user is not None:
+        auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    default_port = 8080 if parts.scheme == "http" else 1080
+    return _Proxy(parts.scheme, parts.hostname, parts.port or default_port, auth, user, password)
+
+
+class SocksError(OSError):
+    """The SOCKS proxy refused or garbled the connection."""
+
+
+_SOCKS_REPLIES = {1: "general failure", 2: "connection not allowed by the proxy's rules", 3: "network unreachable",
+                  4: "host unreachable", 5: "connection refused", 6: "TTL expired", 7: "command not supported",
+                  8: "address type not supported"}
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise SocksError("the SOCKS proxy closed the connection during the handshake")
+        buf += chunk
+    return buf
+
+
+def _socks_connect(px: _Proxy, abort: AbortHandle, connect_timeout: float, io_timeout: float) -> Any:
+    """A create_connection replacement that reaches the address through a SOCKS5 proxy (RFC 1928/1929).
+
+    socks5h lets the proxy resolve the host name; socks5 resolves it here.
+    """
+    to_proxy = _abortable_connect(abort, connect_timeout, io_timeout)
+
+    def create(address: tuple[str, int], timeout: Any = None, source_address: Any = None) -> socket.socket:
+        host, port = address
+        sock = to_proxy((px.host, px.port))
+        try:
+            methods = b"\x00\x02" if px.user is not None else b"\x00"
+            sock.sendall(b"\x05" + bytes([len(methods)]) + methods)
+            ver, method = _recv_exact(sock, 2)
+            if ver != 5:
+                raise SocksError(f"{px.host}:{px.port} is not a SOCKS5 proxy")
+            if method == 2 and px.user is not None:
+                user, pw = px.user.encode(), (px.password or "").encode()
+                if len(user) > 255 or len(pw) > 255:
+                    raise SocksError("the SOCKS user name or password is longer than 255 bytes")
+                sock.sendall(b"\x01" + bytes([len(user)]) + user + bytes([len(pw)]) + pw)
+                if _recv_exact(sock, 2)[1] != 0:
+                    raise SocksError("the SOCKS proxy rejected the user name or password")
+            elif method != 0:
+                raise SocksError("the SOCKS proxy wants a login method Hearth does not offer "
+                                 "(give user:password@ in the proxy address)")
+            if px.scheme == "socks5h":
+                name = host.encode("idna")
+                addr = b"\x03" + bytes([len(name)]) + name
+            else:
+                family, _, _, _, sa = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+                packed = socket.inet_pton(family, sa[0])
+                addr = (b"\x01" if family == socket.AF_INET else b"\x04") + packed
+            sock.sendall(b"\x05\x01\x00" + addr + port.to_bytes(2, "big"))
+            ver, rep, _, atyp = _recv_exact(sock, 4)
+            if ver != 5 or rep != 0:
+                reason = _SOCKS_REPLIES.get(rep, f"error {rep}") if ver == 5 else "a garbled reply"
+                raise SocksError(f"the SOCKS proxy could not connect to {host}:{port} ({reason})")
+            skip = {1: 4, 4: 16}.get(atyp)
+            if skip is None:
+                skip = _recv_exact(sock, 1)[0]
+            _recv_exact(sock, skip + 2)  # the proxy's bound address and port
+            return sock
+        except BaseException:
+            abort.detach(sock)
+            sock.close()
+            raise
+
+    return create
 
 
 def proxy_for(url: str, configured: str | None) -> str | None:
@@ -313,7 +408,13 @@ def _request(url: str, headers: dict[str, str], abort: AbortHandle, proxy: str |
         target += "?" + parts.query
     hdrs = dict(headers)
     conn: http.client.HTTPConnection
-    if proxy:
+    if proxy and _parse_proxy(proxy).scheme != "http":
+        px = _parse_proxy(proxy)
+        # The SOCKS tunnel replaces the TCP connection; HTTP and TLS run over it unchanged.
+        conn = (_TLSConn if parts.scheme == "https" else _Conn)(parts.hostname, parts.port, abort,
+                                                                 connect_timeout, io_timeout)
+        conn._create_connection = _socks_connect(px, abort, connect_timeout, io_timeout)
+    elif proxy:
         px = _parse_proxy(proxy)
         if parts.scheme == "https":
             conn = _TLSConn(px.host, px.port, abort, connect_timeout, io_timeout)

@@ -24,7 +24,8 @@ class NetworkConfig:
     """How (and whether) Hearth may reach Hugging Face.
 
     ``endpoint`` None means ``$HF_ENDPOINT`` or huggingface.co, read at call
-    time. ``proxy`` is an ``http://[user:pass@]host:port`` proxy; None means
+    time. ``proxy`` is an ``http://``, ``socks5://`` or ``socks5h://``
+    ``[user:pass@]host:port`` proxy (app.settings.PROXY_SCHEMES); None means
     the usual ``HTTPS_PROXY``/``HTTP_PROXY`` environment variables. The token
     is never part of ``repr`` so it cannot end up in a log line.
     """
