@@ -208,25 +208,25 @@ class ChatSession:
         yield from self.respond(conversation_id)
 
     def regenerate(self, conversation_id: int) -> Iterator[ChatEvent]:
-        """Replace the last reply (and its tool calls) with a new one."""
+        """A new version of the last reply (the old one stays, one click away)."""
         msgs = self.store.messages(conversation_id)
         last_user = max((m.seq for m in msgs if m.role == "user"), default=None)
         if last_user is None:
             yield ReplyFailed(None, "There is no message to answer yet.", "empty")
             return
-        self.store.delete_from(conversation_id, last_user + 1)
+        self.store.fork_at(conversation_id, last_user + 1)
         yield from self.respond(conversation_id)
 
     def edit_and_resend(self, conversation_id: int, message_id: int, new_text: str) -> Iterator[ChatEvent]:
-        """Change an earlier user message; everything after it is replaced."""
+        """A new version of an earlier user message, answered anew; the old branch is kept."""
         if not new_text.strip():
             yield ReplyFailed(None, "The message is empty.", "empty")
             return
         m = self.store.get_message(message_id)
         if m.role != "user" or m.conversation_id != conversation_id:
             raise HearthError("Only your own messages can be edited.")
-        self.store.delete_from(conversation_id, m.seq + 1)
-        self.store.update_message(message_id, content=new_text)
+        self.store.fork_at(conversation_id, m.seq)
+        self.store.add_message(conversation_id, "user", new_text)
         yield from self.respond(conversation_id)
 
     # ---- one reply (with its tool loop) -----------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 import keyring
 import pytest
 
+import app.context  # noqa: F401 - every part registers its tables before a test opens a database
 from tests.keyrings import MemoryKeyring
 
 pytest_plugins = ["tests.gguf_models"]

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TypeVar
 
+from app.storage.versions import VersionInfo, Versions
 from app.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ class ConversationStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._versions = Versions(db)
 
     @property
     def _c(self) -> Any:
@@ -291,6 +293,20 @@ class ConversationStore:
             (conversation_id, seq, limit),
         ).fetchall()
         return [_msg(r) for r in reversed(rows)]
+
+    # ---- answer versions (regenerate and edit keep what was there) ---------
+
+    def fork_at(self, conversation_id: int, seq: int) -> bool:
+        """Keep the messages from ``seq`` on as a version the user can flip back to, and clear them."""
+        return self._versions.fork(conversation_id, seq)
+
+    def select_version(self, conversation_id: int, seq: int, position: int) -> None:
+        """Show version ``position`` (0-based) of the fork at message ``seq``."""
+        self._versions.select(conversation_id, seq, position)
+
+    def version_groups(self, conversation_id: int) -> dict[int, VersionInfo]:
+        """The forks on the shown branch, keyed by the position where they part."""
+        return self._versions.groups(conversation_id)
 
     def message_count(self, conversation_id: int) -> int:
         return int(self._c.execute("SELECT count(*) FROM messages WHERE conversation_id=?",

@@ -146,16 +146,24 @@ def _m1_conversations(c: sqlite3.Connection) -> None:
 MIGRATIONS: list[Migration] = [_m1_conversations]
 
 
+_PENDING: dict[int, Migration] = {}  # registered before the version under them
+
+
 def register_migration(version: int, migration: Migration) -> None:
-    """Add the migration that brings the schema to ``version`` (the next one; idempotent)."""
-    if version <= len(MIGRATIONS):
-        have = MIGRATIONS[version - 1]
+    """Add the migration that brings the schema to ``version`` (idempotent).
+
+    Parts may be imported in any order: a version registered before the one under it
+    waits, and joins MIGRATIONS once the gap is filled (a database opened before then
+    is read as a newer one and left untouched).
+    """
+    have = MIGRATIONS[version - 1] if version <= len(MIGRATIONS) else _PENDING.get(version)
+    if have is not None:
         if (have.__module__, have.__qualname__) == (migration.__module__, migration.__qualname__):
             return  # the registering module was imported again
         raise RuntimeError(f"schema version {version} is already made by {have.__module__}.{have.__qualname__}")
-    if version != len(MIGRATIONS) + 1:
-        raise RuntimeError(f"schema version {version} registered before version {len(MIGRATIONS) + 1}")
-    MIGRATIONS.append(migration)
+    _PENDING[version] = migration
+    while len(MIGRATIONS) + 1 in _PENDING:
+        MIGRATIONS.append(_PENDING.pop(len(MIGRATIONS) + 1))
 
 
 class Database:
