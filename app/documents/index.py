@@ -113,6 +113,7 @@ class DocumentIndex:
 
     def __init__(self, db: Database, *, embed_fn: EmbedFn | None = None, embed_model: str | None = None) -> None:
         self.db = db
+        db.upgrade()  # the documents tables, if this database was opened before app.documents was imported
         # embed_fn: texts -> vectors (e.g. EngineClient.embed with an embedding GGUF
         # loaded); embed_model names the model so vectors of different models never mix.
         self.embed_fn = embed_fn

@@ -166,6 +166,13 @@ def register_migration(version: int, migration: Migration) -> None:
         MIGRATIONS.append(_PENDING.pop(len(MIGRATIONS) + 1))
 
 
+def _version(c: sqlite3.Connection) -> int:
+    if not c.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'").fetchone():
+        return 0
+    row = c.execute("SELECT version FROM schema_version").fetchone()
+    return int(row[0]) if row else 0
+
+
 class Database:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -326,10 +333,23 @@ class Database:
             self.close()
             raise
 
+    def upgrade(self) -> None:
+        """Apply migrations registered since this database was opened (by a part of the
+        app imported later, e.g. app.documents); cheap when there are none."""
+        c = self.conn
+        try:
+            if _version(c) < len(MIGRATIONS):
+                self._migrate(c, _version(c))
+        except sqlite3.Error as exc:
+            raise self.storage_error(exc) from exc
+
     def _migrate(self, c: sqlite3.Connection, version: int) -> None:
         for target in range(version, len(MIGRATIONS)):
-            log.info("migrating database %s to schema %d", self.path, target + 1)
             c.execute("BEGIN IMMEDIATE")
+            if _version(c) > target:  # another process or connection got there first
+                c.execute("COMMIT")
+                continue
+            log.info("migrating database %s to schema %d", self.path, target + 1)
             try:
                 MIGRATIONS[target](c)
                 c.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")

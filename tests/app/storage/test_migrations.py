@@ -36,9 +36,11 @@ def test_documents_migration_arrives_when_documents_is_imported(tmp_path: Path) 
         tables = lambda: {{r[0] for r in db.conn.execute("SELECT name FROM sqlite_master")}}
         assert db.conn.execute("SELECT version FROM schema_version").fetchone()[0] == 1
         assert "documents" not in tables()
-        db.close()
         import app.documents.index
-        db = Database(path)  # an older schema: migrated
+        app.documents.index.DocumentIndex(db)  # on the database opened before: upgraded in place
+        assert db.conn.execute("SELECT version FROM schema_version").fetchone()[0] == 2
+        db.close()
+        db = Database(path)
         # version 2 (documents) arrived, and storage's own version 3 (answer versions) that waited for it
         assert db.conn.execute("SELECT version FROM schema_version").fetchone()[0] == 3
         assert {{"documents", "chunks", "attachments", "message_versions"}} <= tables()
