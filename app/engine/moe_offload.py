@@ -24,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from app.engine.llama_internals import wrapped_model_loader
 from app.gguf_names import EXPERT_TENSOR_PATTERN
 
 log = logging.getLogger(__name__)
@@ -133,32 +134,29 @@ class OverrideArray:
 def tensor_buft_overrides(llama_cpp: ModuleType, patterns: list[str], buft: int | None = None) -> Iterator[OverrideArray]:
     """Apply ``patterns`` (tensor-name regexes) -> ``buft`` to every model load inside the block.
 
-    ``llama_cpp.Llama`` builds ``llama_model_params`` itself and hands it to
-    ``llama_cpp.llama_cpp.llama_model_load_from_file`` (via ``_internals.LlamaModel``);
-    we wrap that function so the params carry our array while llama.cpp reads
-    them, and put the field back afterwards so no dangling pointer outlives
-    the block. Not thread-safe: the engine worker loads one model at a time.
+    ``llama_cpp.Llama`` builds ``llama_model_params`` itself; the model loader is
+    wrapped (llama_internals.wrapped_model_loader) so the params carry our array
+    while llama.cpp reads them, and the field is put back afterwards so no
+    dangling pointer outlives the block.
     """
-    inner: Any = getattr(llama_cpp, "llama_cpp", llama_cpp)
     if buft is None:
         buft = cpu_buffer_type(llama_cpp)
     overrides = OverrideArray(list(patterns), buft)
-    original: Callable[..., Any] = inner.llama_model_load_from_file
 
-    def load_with_overrides(path_model: bytes, params: Any, /) -> Any:
-        previous = params.tensor_buft_overrides
-        params.tensor_buft_overrides = overrides.address
-        try:
-            return original(path_model, params)
-        finally:
-            params.tensor_buft_overrides = previous
+    def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+        def load_with_overrides(path_model: bytes, params: Any, /) -> Any:
+            previous = params.tensor_buft_overrides
+            params.tensor_buft_overrides = overrides.address
+            try:
+                return original(path_model, params)
+            finally:
+                params.tensor_buft_overrides = previous
 
-    inner.llama_model_load_from_file = load_with_overrides
-    try:
+        return load_with_overrides
+
+    with wrapped_model_loader(llama_cpp, wrap):
         log.info("keeping tensors matching %d pattern(s) in buffer type %#x", len(patterns), buft)
         yield overrides
-    finally:
-        inner.llama_model_load_from_file = original
 
 
 @contextmanager

@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from app.engine import llama_internals as internals
 from app.engine import protocol as P
 
 log = logging.getLogger(__name__)
@@ -341,7 +342,7 @@ class Engine:
         llm = self.llm
         mem = self.llama_cpp.llama_get_memory(llm.ctx)
         self.llama_cpp.llama_memory_clear(mem, True)
-        llm.n_tokens = 0
+        internals.set_cached_count(llm, 0)
 
     def _restore(self, snap: _Snapshot) -> bool:
         lc = self.llama_cpp
@@ -353,9 +354,7 @@ class Engine:
             log.warning("restoring a saved state failed; evaluating the whole prompt")
             self._reset_live()
             return False
-        k = len(snap.tokens)
-        llm.input_ids[:k] = snap.tokens
-        llm.n_tokens = k
+        internals.set_cached_tokens(llm, snap.tokens)
         return True
 
     def _snapshot(self, tokens: list[int]) -> _Snapshot | None:
@@ -373,10 +372,10 @@ class Engine:
     def _live_reuse(self, tokens: list[int]) -> int:
         """How many tokens of the live KV cache this prompt can keep (0 if none)."""
         llm = self.llm
-        n_live = llm.n_tokens
+        n_live = internals.cached_count(llm)
         if n_live == 0:
             return 0
-        live = llm.input_ids[:n_live].tolist()
+        live = internals.cached_tokens(llm, n_live)
         common = 0
         for a, b in zip(live, tokens):
             if a != b:
@@ -415,7 +414,7 @@ class Engine:
             keep = len(tokens) - 1  # re-evaluate one token so there are logits to sample from
         if keep == 0:
             self._reset_live()
-        llm.n_tokens = keep  # Llama.eval() drops every cached position >= n_tokens
+        internals.set_cached_count(llm, keep)
         return keep, source
 
     def generate(self, req: P.GenerateRequest) -> None:
@@ -451,7 +450,8 @@ class Engine:
         keep, source = self._prepare(req, tokens)
         if req.seed is not None:
             llm.set_seed(int(req.seed))
-        sampler = llm._init_sampler(
+        sampler = internals.new_sampler(
+            llm,
             top_k=req.top_k, top_p=req.top_p, min_p=req.min_p, temp=req.temperature,
             repeat_penalty=req.repeat_penalty,
         )
@@ -487,7 +487,7 @@ class Engine:
                 if self._cancelled():
                     stop_reason = "cancelled"
                     break
-                tok = sampler.sample(llm._ctx, -1)
+                tok = internals.sample(llm, sampler)
                 if not req.ignore_eos and (tok in stop_ids or lc.llama_vocab_is_eog(vocab, tok)):
                     outbox.append(decoder.decode(b"", final=True))  # pending bytes belong before the stop
                     stop_token = self._piece(tok)
@@ -541,7 +541,7 @@ class Engine:
             "stop_reason": stop_reason,
             "raw": "".join(raw_parts),
             "n_ctx": n_ctx,
-            "context_used": llm.n_tokens,
+            "context_used": internals.cached_count(llm),
             "worker_rss_bytes": _rss_bytes(),
             "worker_peak_rss_bytes": _peak_rss_bytes(),
             "states_cached": len(self.states),
