@@ -7,12 +7,14 @@ import json
 import os
 import re
 import shutil
+import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from app.errors import Cancelled, HearthError, NotGGUFError
-from app.models.architectures import KNOWN_ARCHITECTURES
+from app.models.architectures import KNOWN_ARCHITECTURES, LLAMA_CPP_VERSION
 from app.models.catalog import load_catalog
 from app.models.errors import ImportRejectedError, ModelNotInstalledError
 from app.models.hfcache import find_cached_models, hf_cache_dir
@@ -21,7 +23,8 @@ from app.models.network import CancelToken
 from tests.app.models.conftest import write_gguf
 from tests.gguf_models import write_tiny_gptoss
 
-LLAMA_SRC = Path("/tmp/llama-src/llama_cpp_python-0.3.36/vendor/llama.cpp/src/llama-arch.cpp")
+# `make test` downloads the pinned sdist next to the venv (for the gpt-oss template too).
+LLAMA_SDIST = Path(sys.prefix) / "sdist" / f"llama_cpp_python-{LLAMA_CPP_VERSION}.tar.gz"
 
 
 def test_installed_models_are_listed_with_their_metadata(models_dir: Path) -> None:
@@ -194,9 +197,13 @@ def test_models_in_the_hugging_face_cache_are_found_and_offered(models_dir: Path
 
 
 def test_architecture_list_matches_the_pinned_llama_cpp() -> None:
-    if not LLAMA_SRC.exists():
-        pytest.skip("the llama-cpp-python 0.3.36 sdist is not unpacked here")
-    src = LLAMA_SRC.read_text()
+    if not LLAMA_SDIST.exists():
+        pytest.skip(f"{LLAMA_SDIST} is missing: `make test` downloads it")
+    with tarfile.open(LLAMA_SDIST) as tar:
+        member = next(n for n in tar.getnames() if n.endswith("vendor/llama.cpp/src/llama-arch.cpp"))
+        f = tar.extractfile(member)
+        assert f is not None
+        src = f.read().decode("utf-8")
     block = src[src.index("LLM_ARCH_NAMES = {"):]
     block = block[: block.index("};")]
     names = set(re.findall(r'\{\s*LLM_ARCH_\w+,\s*"([^"]+)"\s*\}', block)) - {"clip", "(unknown)"}

@@ -8,6 +8,8 @@ once (~/.cache/Hearth/bench/gpt-oss-20b-shaped.gguf on Linux). Run these alone.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,9 @@ import pytest
 from app.gguf_info import read_gguf_info
 from app.hardware import detect_hardware
 from app.planner import ModelSpec, plan_load
-from app.planner.calibrate import measure_load, parse_buffers
+from app.planner.calibrate import measure_load, parse_buffers, peak_rss
+
+ROOT = Path(__file__).resolve().parents[3]
 
 TOLERANCE = 0.10
 
@@ -57,3 +61,15 @@ def test_buffer_log_parsing() -> None:
     assert b["CPU KV"] == 111 * 2**20
     assert b["CPU_REPACK model"] == int(12.66 * 2**20)
     assert set(b) == {"CPU model", "CPU_REPACK model", "CPU KV", "CPU compute"}
+
+
+def test_a_measuring_child_does_not_report_its_parents_memory() -> None:
+    # The measurement runs in a child of the test process; in a full run that process is
+    # large, and a peak inherited from it made the planner look 13% low (ru_maxrss does that).
+    ballast = bytearray(512 * 2**20)
+    ballast[::4096] = b"\x01" * len(ballast[::4096])  # touch every page: resident
+    assert peak_rss() >= 512 * 2**20
+    code = "import sys; sys.path.insert(0, sys.argv[1]); from app.planner.calibrate import peak_rss; print(peak_rss())"
+    out = subprocess.run([sys.executable, "-c", code, str(ROOT)], capture_output=True, text=True, check=True)
+    assert int(out.stdout) < 256 * 2**20, f"the child reports {int(out.stdout) / 2**20:.0f} MiB"
+    del ballast
