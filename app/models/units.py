@@ -4,13 +4,30 @@ from __future__ import annotations
 
 
 def format_bytes(n: float) -> str:
-    """Decimal units, as disk vendors and Hugging Face show sizes (12.1 GB)."""
+    """The one size formatter for the UI and the CLI: decimal units, as OS file managers,
+    disk vendors and Hugging Face show sizes (1 GB = 10**9 bytes): "12.1 GB", "366 KB",
+    "950 B". One decimal below 100 of a unit, none from 100; never "0.0 <unit>" (a size
+    under 1 KB is shown in bytes) and never "1000 <unit>" (that is the next unit).
+    """
     n = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    if n != n:  # NaN
+        return "? B"
+    sign = "-" if n < 0 else ""
+    n = abs(n)
+    if round(n) < 1000:
+        return f"{sign}{n:.0f} B"
+    units = ("KB", "MB", "GB", "TB", "PB")
+    for i, unit in enumerate(units):
         n /= 1000
-    return f"{n:.1f} TB"  # unreachable; keeps type checkers content
+        text = f"{n:.1f}" if round(n, 1) < 100 else f"{n:.0f}"
+        if float(text) < 1000 or i == len(units) - 1:
+            return f"{sign}{text} {unit}"
+    raise AssertionError("unreachable")
+
+
+def format_bytes_or(n: float | None, unknown: str = "unknown") -> str:
+    """format_bytes(n), or ``unknown`` when the size is not known (None)."""
+    return unknown if n is None else format_bytes(n)
 
 
 def format_rate(bps: float | None) -> str:

@@ -109,7 +109,7 @@ def _machine(hw: HardwareInfo) -> _Machine:
     notes: list[str] = []
     total = hw.ram_total or ASSUMED_RAM
     if not hw.ram_total:
-        notes.append(f"RAM unknown ({hw.unknown.get('ram', 'not probed')}); assuming {ASSUMED_RAM // GIB} GiB")
+        notes.append(f"RAM unknown ({hw.unknown.get('ram', 'not probed')}); assuming {_gib(ASSUMED_RAM)}")
     gpu = hw.primary_gpu
     backend: str | None = None
     vram_budget = 0
@@ -254,7 +254,10 @@ def _engine_gpu_layers(spec: ModelSpec, m: _Machine, p: Placement) -> int:
 
 
 def _gib(n: float) -> str:
-    return f"{n / GIB:.1f} GiB"
+    # The UI's one size formatter: decimal GB/MB, never "0.0 GiB" for a small model.
+    from app.models.units import format_bytes
+
+    return format_bytes(n)
 
 
 def _finish(spec: ModelSpec, hw: HardwareInfo, m: _Machine, p: Placement, est: Estimate,
@@ -376,7 +379,7 @@ def conservative(plan: LoadPlan) -> tuple[LoadPlan, str]:
     saved = plan.ram_bytes + plan.vram_bytes - new.ram_bytes - new.vram_bytes
     reason = ("Loading ran out of memory, so Hearth is trying again with "
               + (", ".join(changes) if changes else "the same settings")
-              + (f" ({saved / GIB:.1f} GiB less)." if saved > 0 else ".")
+              + (f" ({_gib(saved)} less)." if saved > 0 else ".")
               + (" Generation will be slower." if gpu else ""))
     new.notes = [*new.notes, "retry after running out of memory"]
     return new, reason

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 SEARCH_OFFLINE = ("Searching Hugging Face needs the network, and Offline mode is on, so Hearth makes no "
                   "connection. Turn Offline mode off in Settings to search. Installed models keep working.")
-GIB = 1 << 30
 
 
 def _scroll_body(owner: QWidget) -> QVBoxLayout:
@@ -265,12 +264,12 @@ class SearchTab(QWidget):
         hw = self.page.hardware
         have = "this computer's memory is still being detected"
         if hw is not None and hw.ram_total:
-            have = f"this computer has {hw.ram_total / GIB:.1f} GiB of RAM"
+            have = f"this computer has {format_bytes(hw.ram_total)} of RAM"
             gpu = hw.primary_gpu if hw.gpu_offload else None
             if gpu is not None and gpu.usable_bytes:
-                have += f" and {gpu.usable_bytes / GIB:.1f} GiB of GPU memory"
+                have += f" and {format_bytes(gpu.usable_bytes)} of GPU memory"
         return Fit(UNKNOWN, f"Not estimated yet: Hearth plans a model from its file's header, so the verdict comes "
-                            f"once it is downloaded. The file is {m.size / GIB:.1f} GiB; {have}.")
+                            f"once it is downloaded. The file is {format_bytes(m.size)}; {have}.")
 
     def refresh_badges(self) -> None:
         for key, card in self.file_cards.items():

@@ -16,7 +16,6 @@ from app.models.units import format_bytes, format_duration, format_rate
 from app.planner import ModelSpec, plan_load
 from ui.pages.hardware import VERDICT_BADGES
 
-GIB = 1 << 30
 PENDING = "pending"
 UNKNOWN = "unknown"
 _GREY = "#757575"
@@ -45,9 +44,9 @@ def plan_fit(spec: ModelSpec, hw: HardwareInfo, n_ctx: int | None = None) -> Fit
 def fit_tooltip(fit: Fit) -> str:
     if fit.verdict in (PENDING, UNKNOWN):
         return fit.summary
-    memory = f"Predicted memory: {fit.ram_bytes / GIB:.1f} GiB of RAM"
+    memory = f"Predicted memory: {format_bytes(fit.ram_bytes)} of RAM"
     if fit.vram_bytes:
-        memory += f" and {fit.vram_bytes / GIB:.1f} GiB of GPU memory"
+        memory += f" and {format_bytes(fit.vram_bytes)} of GPU memory"
     return f"{fit.summary}\n{memory}."
 
 

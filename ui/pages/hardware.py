@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from app.errors import HearthError
 from app.hardware import HardwareInfo, detect_hardware
+from app.models.units import format_bytes, format_bytes_or
 from app.planner import DOES_NOT_FIT, FITS, FITS_SLOWER
 from ui.widgets.page_layout import scrolled_page
 
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
     from ui.shell.main_window import MainWindow
 
 log = logging.getLogger(__name__)
-
-GB = 1 << 30
-MB = 1 << 20
 
 # verdict -> (badge text, background colour)
 VERDICT_BADGES: dict[str, tuple[str, str]] = {
@@ -57,14 +55,8 @@ NO_MODEL_PLAN = "No model is loaded. Open a model to see how Hearth placed it on
 
 
 def _gb(n: int | None) -> str:
-    return "unknown" if n is None else f"{n / GB:.1f} GB"
-
-
-def _mb(n: int | None) -> str:
-    if n is None:
-        return "unknown"
-    # A short chat's state is well under a megabyte: show it rather than "0 MB".
-    return f"{n / MB:.1f} MB" if 0 < n < 10 * MB else f"{n / MB:,.0f} MB"
+    """A size as the whole UI shows sizes (app.models.units.format_bytes: decimal GB/MB)."""
+    return format_bytes_or(n)
 
 
 def _unknown(hw: HardwareInfo, *keys: str) -> str:
@@ -152,12 +144,12 @@ def plan_rows(plan: dict[str, Any], rss_bytes: int | None) -> list[tuple[str, st
 
 
 def cache_line(stats: dict[str, Any]) -> str:
-    """'N of M recent conversations kept, X MB of Y MB' from EngineClient.stats()."""
+    """'N of M recent conversations kept, X MB of Y GB' from EngineClient.stats()."""
     budget = int(stats.get("states_budget_bytes") or 0)
     if budget <= 0:
         return "Conversation-state cache is off (size 0 in Settings › Advanced)."
     return (f"{int(stats.get('states_cached') or 0)} of {int(stats.get('states_max_entries') or 0)} recent "
-            f"conversations kept, {_mb(int(stats.get('states_bytes') or 0))} of {_mb(budget)}")
+            f"conversations kept, {_gb(int(stats.get('states_bytes') or 0))} of {_gb(budget)}")
 
 
 class _Bridge(QObject):
@@ -361,7 +353,7 @@ class HardwarePage(QWidget):
         self._show_plan()
         rss = stats.get("rss_bytes")
         if rss:
-            self.win.status_memory.setText(f"Model memory: {rss / GB:.1f} GB")
+            self.win.status_memory.setText(f"Model memory: {format_bytes(rss)}")
         self.stats_updated.emit(dict(stats))
 
     # ---- threads ---------------------------------------------------------

@@ -87,7 +87,7 @@ def test_gptoss_on_cpu_8gb_does_not_fit_and_says_why(gptoss: ModelSpec) -> None:
     plan = plan_load(gptoss, builtin_profile("cpu-8gb"))
     assert plan.verdict == DOES_NOT_FIT
     assert plan.ram_bytes > 8 * GIB
-    assert "Does not fit" in plan.explanation and "8.0 GiB" in plan.explanation
+    assert "Does not fit" in plan.explanation and "8.6 GB" in plan.explanation
 
 
 def test_context_grows_to_the_model_maximum_when_memory_allows(gptoss: ModelSpec) -> None:

@@ -158,14 +158,14 @@ def test_catalog_lists_gpt_oss_first_with_the_planner_fit_for_this_machine(qtbot
     first = page.catalog_tab.cards["gpt-oss-20b"]
     assert first.badge.text() == "Fits"
     tip = first.badge.toolTip()
-    assert "Runs on the CPU" in tip and "16.0 GiB RAM" in tip and "Predicted memory:" in tip
+    assert "Runs on the CPU" in tip and "17.2 GB RAM" in tip and "Predicted memory:" in tip
     assert first.buttons["download"].text() == "Download 12.1 GB"
 
     with qtbot.waitSignal(page.fits_updated, timeout=10000):
         page.set_hardware(builtin_profile("cpu-8gb"))
     first = page.catalog_tab.cards["gpt-oss-20b"]
     assert first.badge.text() == "Too large"
-    assert "Does not fit" in first.badge.toolTip() and "8.0 GiB" in first.badge.toolTip()
+    assert "Does not fit" in first.badge.toolTip() and "8.6 GB" in first.badge.toolTip()
     assert page.catalog_tab.cards["qwen2.5-1.5b-instruct"].badge.text() == "Fits"
 
 
@@ -405,14 +405,14 @@ def test_delete_asks_then_frees_the_disk(qtbot, window, ctx, monkeypatch) -> Non
         click(qtbot, page.refresh_button)
     card = page.installed_tab.cards["doomed"]
     click(qtbot, card.buttons["delete"])  # "No"
-    assert "Delete doomed?" in answers.asked[0] and "366.3 KB" in answers.asked[0]
+    assert "Delete doomed?" in answers.asked[0] and "366 KB" in answers.asked[0]
     assert target.exists()
     answers.answer = QMessageBox.StandardButton.Yes
     with qtbot.waitSignal(page.scanned, timeout=10000):
         click(qtbot, page.installed_tab.cards["doomed"].buttons["delete"])
     assert not target.exists()
     assert "doomed" not in page.installed_tab.cards
-    assert "366.3 KB freed" in page.notice.text()
+    assert "366 KB freed" in page.notice.text()
 
 
 def test_load_opens_the_model_in_the_chat(qtbot, window, ctx, monkeypatch) -> None:

@@ -112,7 +112,7 @@ def test_welcome_shows_this_computer_and_the_recommended_model_with_its_fit_and_
         assert "on this computer" in first_run.WHAT_HEARTH_IS
         wait_ready(qtbot, win, welcome)
         hw = form_text(welcome.hw_form)
-        assert "16.0 GB total" in hw and "8 physical" in hw and "None found" in hw
+        assert "17.2 GB total" in hw and "8 physical" in hw and "None found" in hw
         assert "gpt-oss-20b" in welcome.model_title.text()
         assert welcome.badge.text() == "Fits" and "Predicted memory" in welcome.badge.toolTip()
         assert welcome.model_size.text() == "Download size: 12.1 GB"

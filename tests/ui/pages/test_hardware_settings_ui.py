@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from app.context import AppContext
 from app.hardware import HardwareInfo, builtin_profile
 from app.models.token import NO_KEYRING
+from app.models.units import format_bytes
 from ui.pages import hardware as hardware_page
 from ui.pages.hardware import HardwarePage, install_hardware_page
 from ui.shell.main_window import MainWindow
@@ -108,12 +109,12 @@ def test_hardware_page_shows_the_gpu_and_says_why_something_is_unknown(qtbot, ct
         pass
     assert profile.detect_threads and profile.detect_threads[0] != threading.main_thread().name
     rows = form_text(page.hw_form)
-    assert "NVIDIA GeForce RTX 2080" in rows["GPU"] and "8.0 GB VRAM" in rows["GPU"]
+    assert "NVIDIA GeForce RTX 2080" in rows["GPU"] and "8.6 GB VRAM" in rows["GPU"]
     assert "compute capability 7.5" in rows["GPU"]
     assert rows["CPU"] == "Unknown (the operating system does not report a CPU name)"
     assert rows["Cores"] == "8 physical, 16 logical"
     assert "AVX2" in rows["SIMD features"]
-    assert rows["Memory (RAM)"] == "16.0 GB total, 12.0 GB available"
+    assert rows["Memory (RAM)"] == "17.2 GB total, 12.9 GB available"
     assert "CUDA0" in rows["llama.cpp"]
     assert str(ctx.models_dir) in rows["Models folder disk"]
     assert "CPU model: the operating system does not report a CPU name" in page.unknown_label.text()
@@ -127,7 +128,7 @@ def test_hardware_page_shows_the_gpu_and_says_why_something_is_unknown(qtbot, ct
     with qtbot.waitSignal(page.hardware_detected, timeout=5000):
         qtbot.mouseClick(page.refresh_button, Qt.MouseButton.LeftButton)
     rows = form_text(page.hw_form)
-    assert rows["GPU"] == "None found" and rows["Memory (RAM)"].startswith("8.0 GB total")
+    assert rows["GPU"] == "None found" and rows["Memory (RAM)"].startswith("8.6 GB total")
     assert page.unknown_label is None and page.refresh_button.isEnabled()
     win.close()
 
@@ -167,13 +168,13 @@ def test_model_plan_and_state_cache_follow_the_real_engine(qtbot, window: MainWi
     assert "predicted" in rows["RAM"] and "in use by the model process" in rows["RAM"]
     assert "tokens/s" in rows["Estimated speed"]
     assert "Runs on the CPU" in page.plan_explanation.text()
-    assert page.cache_label.text().startswith("0 of 8 recent conversations kept, 0 MB of 1,024 MB")
+    assert page.cache_label.text().startswith("0 of 8 recent conversations kept, 0 B of 1.1 GB")
 
     with qtbot.waitSignal(page.stats_updated, timeout=30000):
         send(qtbot, window, "Tell me about Lisbon")
     assert page.cache_label.text().startswith("1 of 8 recent conversations kept")
     assert page.stats["states_bytes"] > 0
-    assert page.cache_label.text().endswith(f"{page.stats['states_bytes'] / 2**20:.1f} MB of 1,024 MB")
+    assert page.cache_label.text().endswith(f"{format_bytes(page.stats['states_bytes'])} of 1.1 GB")
     assert window.status_memory.text().startswith("Model memory:")
 
     # A new context size needs a reload: Settings says so and reloads on request.
