@@ -35,6 +35,7 @@ from ui.models.downloads import DownloadsPanel
 from ui.models.imports import ImportsPanel
 from ui.models.installed import InstalledTab
 from ui.models.worker import ModelsWorker
+from ui.widgets.inputs import guard_wheel
 from ui.models.widgets import FIT_PENDING, UNKNOWN, Fit, plan_fit, set_error_style
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ class ModelsPage(QWidget):
         self._fit_gen = 0
         self._last_scan = 0.0
         self._build()
+        guard_wheel(self)  # no field changes on a wheel it did not ask for
         self.refresh()
         self.refresh_fits()
 

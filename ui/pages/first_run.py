@@ -26,6 +26,8 @@ from app.planner import DOES_NOT_FIT, FITS
 from ui.pages.hardware import hardware_rows
 from ui.models.page import ModelsPage, install_models_page
 from ui.models.widgets import FitBadge, muted_label, set_error_style
+from ui.widgets.forms import add_form_row, aligned_form
+from ui.widgets.inputs import guard_wheel
 from ui.widgets.page_layout import scrolled_page
 
 if TYPE_CHECKING:
@@ -57,6 +59,7 @@ class WelcomePage(QWidget):
         self._pending_import: Path | None = None
         self._finished = False
         self._build()
+        guard_wheel(self)
         models.fits_updated.connect(self._render)
         models.import_finished.connect(self._on_models_import_finished)
         win.controller.model_loading.connect(self._on_controller_model_loading)
@@ -75,7 +78,7 @@ class WelcomePage(QWidget):
 
         self.hw_box = QGroupBox("This computer")
         self.hw_box.setAccessibleName("This computer")
-        self.hw_form = QFormLayout(self.hw_box)
+        self.hw_form = aligned_form(self.hw_box)
         col.addWidget(self.hw_box)
 
         self.model_box = QGroupBox("Recommended model")
@@ -147,7 +150,7 @@ class WelcomePage(QWidget):
                     lab = QLabel(text)
                     lab.setWordWrap(True)
                     lab.setAccessibleName(title)
-                    self.hw_form.addRow(f"{title}:", lab)
+                    add_form_row(self.hw_form, title, lab)
         chat = [e for e in models.catalog if e.role == "chat"]
         self.recommended = next((e for e in chat if e.recommended), chat[0] if chat else None)
         rec = self.recommended

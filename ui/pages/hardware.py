@@ -22,6 +22,8 @@ from app.errors import HearthError
 from app.hardware import HardwareInfo, detect_hardware
 from app.models.units import format_bytes, format_bytes_or
 from app.planner import DOES_NOT_FIT, FITS, FITS_SLOWER
+from ui.widgets.forms import add_form_row, aligned_form
+from ui.widgets.inputs import guard_wheel
 from ui.widgets.page_layout import scrolled_page
 
 if TYPE_CHECKING:
@@ -193,6 +195,7 @@ class HardwarePage(QWidget):
         self._bridge = _Bridge(self)
         self._bridge.done.connect(self._on_bridge_done, Qt.ConnectionType.QueuedConnection)
         self._build()
+        guard_wheel(self)
         c = win.controller
         c.model_loaded.connect(self._on_controller_model_loaded)
         c.model_unloaded.connect(self._on_controller_model_unloaded)
@@ -220,7 +223,7 @@ class HardwarePage(QWidget):
 
         self.hw_box = QGroupBox("This computer")
         self.hw_box.setAccessibleName("This computer")
-        self.hw_form = QFormLayout(self.hw_box)
+        self.hw_form = aligned_form(self.hw_box)
         col.addWidget(self.hw_box)
         self.unknown_label: QLabel | None = None
 
@@ -236,7 +239,7 @@ class HardwarePage(QWidget):
         self.plan_title = self._value_label("Model")
         head.addWidget(self.plan_title, 1)
         pl.addLayout(head)
-        self.plan_form = QFormLayout()
+        self.plan_form = aligned_form()
         pl.addLayout(self.plan_form)
         self.plan_explanation = self._value_label("Why this plan")
         pl.addWidget(self.plan_explanation)
@@ -274,7 +277,7 @@ class HardwarePage(QWidget):
         for title, text in rows:
             lab = self._value_label(title)
             lab.setText(text)
-            form.addRow(f"{title}:", lab)
+            add_form_row(form, title, lab)
 
     # ---- detection -------------------------------------------------------
 
@@ -299,7 +302,7 @@ class HardwarePage(QWidget):
             self.unknown_label.setObjectName("unknownList")
             self.unknown_label.setTextFormat(Qt.TextFormat.PlainText)
             self.unknown_label.setText("\n".join(f"{PROBE_NAMES.get(k, k)}: {v}" for k, v in hw.unknown.items()))
-            self.hw_form.addRow("Could not detect:", self.unknown_label)
+            add_form_row(self.hw_form, "Could not detect", self.unknown_label)
 
     # ---- model plan ------------------------------------------------------
 

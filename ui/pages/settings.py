@@ -25,7 +25,9 @@ from PySide6.QtWidgets import (
 from app.errors import HearthError, SettingsError
 from app.models.errors import KeyringUnavailableError
 from app.models.token import TokenStore
-from app.settings import Settings
+from app.settings import PROXY_SCHEMES, Settings
+from ui.widgets.forms import aligned_form, form_label
+from ui.widgets.inputs import guard_wheel
 from ui.widgets.theme import apply_theme
 from ui.widgets.page_layout import scrolled_page
 
@@ -55,7 +57,6 @@ FORM_FIELDS = (
     "system_prompt", "reasoning_effort", "gpu_layers_override", "cpu_moe_override", "state_cache_bytes",
     "save_states_on_exit", "saved_state_max_bytes",
 )
-PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 
 
 class _FieldError(ValueError):
@@ -124,6 +125,7 @@ class SettingsPage(QWidget):
         self._loading = False
         self._keyring_usable: bool | None = None
         self._build()
+        guard_wheel(self)  # the wheel scrolls the page, never a combo box it passes over
         self.load_from_settings()
         win.controller.model_loaded.connect(lambda _info: self.reload_banner.setVisible(False))
         QShortcut(QKeySequence.StandardKey.Save, self, self.save,
@@ -170,15 +172,15 @@ class SettingsPage(QWidget):
         statement = QLabel(PRIVACY_STATEMENT)
         statement.setWordWrap(True)
         statement.setAccessibleName("Privacy statement")
-        form.addRow(statement)
+        form.addRow(form_label(), statement)
 
         # Network
         form = self._section(col, "Network")
         self.hf_endpoint = self._line("hf_endpoint", "Mirror endpoint", "https://huggingface.co")
         self._row(form, "hf_endpoint", "Mirror endpoint", self.hf_endpoint,
                   "A Hugging Face mirror; empty uses huggingface.co (or $HF_ENDPOINT).")
-        self.proxy = self._line("proxy", "Proxy", "http://host:port")
-        self._row(form, "proxy", "Proxy", self.proxy, "Empty uses the system's HTTPS_PROXY setting.")
+        self.proxy = self._line("proxy", "Proxy", " or ".join(f"{s}://host:port" for s in PROXY_SCHEMES[:2]))
+        self._row(form, "proxy", "Proxy", self.proxy, proxy_help())
         self.token = QLineEdit()
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("hf_…")
@@ -192,12 +194,12 @@ class SettingsPage(QWidget):
         self.token_status = QLabel("")
         self.token_status.setWordWrap(True)
         self.token_status.setAccessibleName("Token storage")
-        form.addRow("", self.token_status)
+        form.addRow(form_label(), self.token_status)
         self.session_only = QCheckBox("Keep for this session only")
         self.session_only.setAccessibleName("Keep the token for this session only")
         self.session_only.setToolTip("Hearth forgets the token when it closes; it is never written to a file.")
         self.session_only.setVisible(False)
-        form.addRow("", self.session_only)
+        form.addRow(form_label(), self.session_only)
 
         # Model defaults
         form = self._section(col, "Model defaults")
@@ -288,9 +290,7 @@ class SettingsPage(QWidget):
         box = QGroupBox(title)
         box.setAccessibleName(title)
         col.addWidget(box)
-        form = QFormLayout(box)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        return form
+        return aligned_form(box)
 
     def _line(self, key: str, name: str, placeholder: str) -> QLineEdit:
         e = QLineEdit()
@@ -321,12 +321,8 @@ class SettingsPage(QWidget):
         err.setAccessibleName(f"{label or key} error")
         v.addWidget(err)
         self.errors[key] = err
-        if label:
-            lab = QLabel(label + ":")
-            lab.setBuddy(widget)
-            form.addRow(lab, box)
-        else:
-            form.addRow("", box)
+        # Every label has the same width, so fields in all sections start at one x.
+        form.addRow(form_label(label + ":" if label else "", widget if label else None), box)
         if not widget.accessibleName() and label:
             widget.setAccessibleName(label)
 
@@ -588,6 +584,13 @@ class SettingsPage(QWidget):
         path = QFileDialog.getExistingDirectory(self, "Models folder", start)
         if path:
             self.models_dir.setText(path)
+
+
+def proxy_help() -> str:
+    """Which proxy URLs work, from app.settings.PROXY_SCHEMES (the one list Settings.validate accepts)."""
+    schemes = ", ".join(f"{s}://" for s in PROXY_SCHEMES)
+    return (f"Works with {schemes} proxies (not https://). "
+            "Empty uses the system's HTTPS_PROXY setting.")
 
 
 def _mb_text(n: int) -> str:
