@@ -22,7 +22,7 @@ endif
 APP_STAMP := $(VENV)/.hearth-app-$(BACKEND)
 TEST_STAMP := $(VENV)/.hearth-test-$(BACKEND)
 
-.PHONY: run test test-fast bench bench-quick bundle clean help
+.PHONY: run test test-fast bench bench-quick bundle clean help screenshots
 
 help:
 	@echo "make run          install (first time) and start Hearth"
@@ -30,6 +30,7 @@ help:
 	@echo "make bench        full benchmarks (writes bench-results.json)"
 	@echo "make bench-quick  small-model benchmarks (< 5 min)"
 	@echo "make bundle       build the Linux bundle under dist/"
+	@echo "make screenshots  regenerate the README screenshots in assets/ (under Xvfb)"
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' || \
@@ -64,6 +65,10 @@ run: $(APP_STAMP)
 
 test: $(TEST_STAMP) $(TEMPLATE)
 	QT_QPA_PLATFORM=offscreen HEARTH_GPT_OSS_TEMPLATE=$(abspath $(TEMPLATE)) $(PY) -m pytest -q $(PYTEST_ARGS)
+
+# README pictures: real X captures of the window (the script starts its own Xvfb when DISPLAY is unset).
+screenshots: $(TEST_STAMP)
+	env -u QT_QPA_PLATFORM $(PY) -m tests.support.screenshots --out assets
 
 bench: $(TEST_STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m tests.bench.run --full
