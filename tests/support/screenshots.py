@@ -257,6 +257,7 @@ def _take(out: Path, names: list[str]) -> list[str]:
         conv_id = win.conversation_id
         win.new_chat()
         win.open_conversation(conv_id)
+        win.sidebar.select(conv_id, emit=False)  # as when picked in the sidebar
         wait(300)
         win.chat_view.verticalScrollBar().setValue(0)  # the question and the start of the answer
         capture(win, name)
