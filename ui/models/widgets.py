@@ -70,8 +70,11 @@ class FitBadge(QLabel):
     def __init__(self, fit: Fit = FIT_PENDING) -> None:
         super().__init__()
         self.setObjectName("fitBadge")
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.fit = fit
         self.set_fit(fit)
+        # One width for every verdict, so badges form a column down a list of cards.
+        self.setFixedWidth(badge_width(self))
 
     def set_fit(self, fit: Fit) -> None:
         self.fit = fit
@@ -85,6 +88,13 @@ class FitBadge(QLabel):
         self.setToolTip(fit_tooltip(fit))
         self.setAccessibleName(f"Fit: {text}")
         self.setAccessibleDescription(fit_tooltip(fit))
+
+
+def badge_width(label: QLabel) -> int:
+    """The width of the widest badge text in ``label``'s font, with the badge's padding."""
+    texts = ["Checking…", "Not estimated", *(t for t, _ in VERDICT_BADGES.values())]
+    fm = label.fontMetrics()
+    return max(fm.horizontalAdvance(t) for t in texts) + 2 * 10 + 8
 
 
 class ModelCard(QFrame):
@@ -101,12 +111,15 @@ class ModelCard(QFrame):
         col.setContentsMargins(12, 8, 12, 8)
         col.setSpacing(4)
         head = QHBoxLayout()
+        head.setSpacing(10)
+        # The fit badge comes first, at a fixed width: a column at one x down the whole list,
+        # whatever the title's length or the buttons' widths.
+        self.badge = FitBadge(fit) if fit is not None else None
+        if self.badge is not None:
+            head.addWidget(self.badge, 0, Qt.AlignmentFlag.AlignVCenter)
         self.title = QLabel(f"<b>{_html(title)}</b>" + (f"  <i>{_html(tag)}</i>" if tag else ""))
         self.title.setAccessibleName("Model name")
         head.addWidget(self.title, 1)
-        self.badge = FitBadge(fit) if fit is not None else None
-        if self.badge is not None:
-            head.addWidget(self.badge)
         self._actions = QHBoxLayout()
         self._actions.setSpacing(6)
         head.addLayout(self._actions)
