@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QScrollArea, QVBoxLayout, QWidget,
+)
 
 from app.errors import HearthError
 from app.models import CatalogEntry, DownloadRequest, DownloadState, hub
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 
 SEARCH_OFFLINE = ("Searching Hugging Face needs the network, and Offline mode is on, so Hearth makes no "
                   "connection. Turn Offline mode off in Settings to search. Installed models keep working.")
+SEARCH_TIMEOUT_S = 30.0  # a search that has not answered by then is given up, naming the server
+SEARCH_CANCELLED = "Search cancelled."
 
 
 def _scroll_body(owner: QWidget) -> QVBoxLayout:
@@ -115,6 +119,12 @@ class SearchTab(QWidget):
         self.file_cards: dict[tuple[str, str], ModelCard] = {}
         self._files: dict[tuple[str, str], RemoteModelFile] = {}
         self._gen = 0
+        self._search_task: Any = None  # the running search's worker Task
+        self.timeout_s = SEARCH_TIMEOUT_S
+        self._timeout = QTimer(self)
+        self._timeout.setSingleShot(True)
+        self._timeout.timeout.connect(self._on_search_timeout)
+        self._endpoint = ""
         outer = _scroll_body(self)
         row = QHBoxLayout()
         self.query = QLineEdit()
@@ -126,6 +136,18 @@ class SearchTab(QWidget):
         self.search_button.setAccessibleName("Search Hugging Face")
         self.search_button.clicked.connect(self.search)
         row.addWidget(self.search_button)
+        self.busy = QProgressBar()  # an indeterminate bar while a search is out
+        self.busy.setRange(0, 0)
+        self.busy.setTextVisible(False)
+        self.busy.setFixedWidth(90)
+        self.busy.setAccessibleName("Searching")
+        self.busy.setVisible(False)
+        row.addWidget(self.busy)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setAccessibleName("Cancel the search")
+        self.cancel_button.clicked.connect(self.cancel_search)
+        self.cancel_button.setVisible(False)
+        row.addWidget(self.cancel_button)
         outer.addLayout(row)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -138,6 +160,8 @@ class SearchTab(QWidget):
 
     def update_offline(self) -> None:
         offline = self.page.offline
+        if offline and self.searching:
+            self._stop_search()  # Offline mode was switched on mid-search: no more waiting on the network
         self.query.setEnabled(not offline)
         self.search_button.setEnabled(not offline)
         self.refresh_buttons()
@@ -152,10 +176,47 @@ class SearchTab(QWidget):
 
     # ---- search ----------------------------------------------------------
 
+    @property
+    def searching(self) -> bool:
+        return self._search_task is not None
+
+    def _stop_search(self) -> None:
+        """Forget the running search: its answer is ignored and its retries stop."""
+        task, self._search_task = self._search_task, None
+        self._gen += 1
+        self._timeout.stop()
+        if task is not None:
+            task.cancel.cancel()
+        self._show_busy(False)
+        self.search_button.setEnabled(not self.page.offline)
+
+    def _show_busy(self, busy: bool) -> None:
+        self.busy.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+
+    def cancel_search(self) -> None:
+        if not self.searching:
+            return
+        self._stop_search()
+        self._set_status(SEARCH_CANCELLED)
+        self.results_shown.emit()
+
+    def _on_search_timeout(self) -> None:
+        if not self.searching:
+            return
+        self._stop_search()
+        self._set_status(f"{self._endpoint} did not answer within {self.timeout_s:g} seconds. Check your "
+                         "internet connection and the proxy and mirror in Settings › Network, then search again.",
+                         error=True)
+        self.results_shown.emit()
+
     def search(self) -> None:
         if self.page.offline:  # no call at all, not even one that would be refused
             self.update_offline()
+            self._set_status(SEARCH_OFFLINE)
             return
+        if self.searching:
+            self._stop_search()
         text = self.query.text().strip()
         if not text:
             self._set_status("Type part of a model's name, for example gpt-oss or qwen.")
@@ -164,12 +225,17 @@ class SearchTab(QWidget):
         gen = self._gen
         net = self.page.net()
         policy = self.page.retry_policy
+        self._endpoint = net.resolved_endpoint
         self._set_status(f"Searching {net.resolved_endpoint} for “{text}”…")
         self.search_button.setEnabled(False)
+        self._show_busy(True)
 
         def done(result: Any, error: Exception | None) -> None:
             if gen != self._gen:
-                return
+                return  # cancelled, timed out, or a newer search is out
+            self._search_task = None
+            self._timeout.stop()
+            self._show_busy(False)
             self.search_button.setEnabled(not self.page.offline)
             if error is not None:
                 self._set_status(_message(error), error=True)
@@ -180,8 +246,9 @@ class SearchTab(QWidget):
                 self._render()
             self.results_shown.emit()
 
-        self.page.worker.call("search", lambda cancel: hub.search_models(text, net, policy=policy, cancel=cancel),
-                              done)
+        self._search_task = self.page.worker.call(
+            "search", lambda cancel: hub.search_models(text, net, policy=policy, cancel=cancel), done)
+        self._timeout.start(int(self.timeout_s * 1000))
 
     def _render(self) -> None:
         clear_layout(self.col)

@@ -502,3 +502,120 @@ def test_turning_offline_mode_on_in_settings_applies_to_the_page_at_once(qtbot, 
         assert tab.search_button.isEnabled() and tab.status.text() == ""
     finally:
         win.close()
+
+
+class SilentServer:
+    """127.0.0.1: accepts connections and answers none of them until closed (a hub that hangs)."""
+
+    ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]"
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.conns: list[socket.socket] = []
+        self.accepted = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            self.conns.append(conn)
+            self.accepted.set()
+
+    def close(self) -> None:
+        """Answer the held requests (an empty search) so the client threads end, and stop listening."""
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.sendall(self.ANSWER)
+            except OSError:
+                pass
+            c.close()
+        self.conns.clear()
+
+
+@pytest.fixture
+def silent() -> Iterator[SilentServer]:
+    s = SilentServer()
+    yield s
+    s.close()
+
+
+def start_search(qtbot, page: ModelsPage, query: str = "gpt-oss") -> None:
+    page.tabs.setCurrentWidget(page.search_tab)
+    tab = page.search_tab
+    tab.query.setText(query)
+    click(qtbot, tab.search_button)
+
+
+def test_a_search_shows_a_busy_indicator_and_can_be_cancelled(qtbot, ctx, silent) -> None:
+    ctx.settings.hf_endpoint = silent.url
+    win, page = open_models(qtbot, ctx)
+    try:
+        tab = page.search_tab
+        start_search(qtbot, page)
+        assert silent.accepted.wait(10)
+        assert tab.busy.isVisible() and tab.cancel_button.isVisible() and tab.searching
+        assert silent.url in tab.status.text()
+        with qtbot.waitSignal(tab.results_shown, timeout=1000):
+            click(qtbot, tab.cancel_button)
+        assert tab.status.text() == "Search cancelled." and not tab.searching
+        assert not tab.busy.isVisible() and not tab.cancel_button.isVisible() and tab.search_button.isEnabled()
+    finally:
+        silent.close()
+        win.close()
+
+
+def test_a_search_that_gets_no_answer_times_out_naming_the_server(qtbot, ctx, silent) -> None:
+    ctx.settings.hf_endpoint = silent.url
+    win, page = open_models(qtbot, ctx)
+    try:
+        tab = page.search_tab
+        tab.timeout_s = 0.5
+        with qtbot.waitSignal(tab.results_shown, timeout=5000):
+            start_search(qtbot, page)
+        assert silent.url in tab.status.text() and "did not answer within 0.5 seconds" in tab.status.text()
+        assert tab.status.objectName() == "errorLabel" and not tab.busy.isVisible() and tab.search_button.isEnabled()
+    finally:
+        silent.close()
+        win.close()
+
+
+def test_offline_mode_during_a_search_says_so_at_once_and_connects_no_more(qtbot, ctx, silent,
+                                                                            monkeypatch) -> None:
+    ctx.settings.hf_endpoint = silent.url
+    win, page = open_models(qtbot, ctx)
+    try:
+        tab = page.search_tab
+        start_search(qtbot, page)
+        assert silent.accepted.wait(10) and tab.busy.isVisible()
+
+        def no_connect(self, *args) -> None:
+            pytest.fail(f"a socket connected to {args} in offline mode")
+
+        monkeypatch.setattr(socket.socket, "connect", no_connect)
+        monkeypatch.setattr(socket.socket, "connect_ex", no_connect)
+        ctx.settings.offline = True
+        page.on_settings_saved(["offline"])  # what Settings' Offline switch does
+        # at once, not after the hung request ends
+        assert tab.status.text() == SEARCH_OFFLINE and not tab.busy.isVisible() and not tab.searching
+        tab.query.setText("qwen")
+        tab.search()  # asked directly: the message again, no call
+        assert tab.status.text() == SEARCH_OFFLINE and not tab.searching and not tab.busy.isVisible()
+        qtbot.wait(300)
+        assert tab.status.text() == SEARCH_OFFLINE
+    finally:
+        silent.close()
+        win.close()
