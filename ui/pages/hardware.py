@@ -24,6 +24,7 @@ from app.models.units import format_bytes, format_bytes_or
 from app.planner import DOES_NOT_FIT, FITS, FITS_SLOWER
 from ui.widgets.forms import add_form_row, aligned_form
 from ui.widgets.inputs import guard_wheel
+from ui.widgets.labels import hint_label, page_title, verdict_colour
 from ui.widgets.page_layout import scrolled_page
 
 if TYPE_CHECKING:
@@ -208,7 +209,7 @@ class HardwarePage(QWidget):
         _, _, col = scrolled_page(self)
 
         top = QHBoxLayout()
-        title = QLabel("<h2>Hardware</h2>")
+        title = page_title("Hardware")
         top.addWidget(title)
         top.addStretch(1)
         self.detect_status = QLabel("")
@@ -255,10 +256,8 @@ class HardwarePage(QWidget):
         self.cache_label = self._value_label("Conversation-state cache")
         self.cache_label.setText("No model is loaded.")
         cl.addWidget(self.cache_label)
-        hint = QLabel("Recent conversations' processed prompts are kept so that a reply starts at once. "
-                      "The size is set in Settings › Advanced.")
-        hint.setWordWrap(True)
-        hint.setObjectName("messageFooter")
+        hint = hint_label("Recent conversations' processed prompts are kept so that a reply starts at once. "
+                          "The size is set in Settings › Advanced.")
         cl.addWidget(hint)
         col.addWidget(self.cache_box)
         col.addStretch(1)
@@ -318,6 +317,7 @@ class HardwarePage(QWidget):
             return
         plan: dict[str, Any] = dict(choice.plan or {})
         text, colour = VERDICT_BADGES.get(plan.get("verdict", ""), (str(plan.get("verdict", "?")), "#666666"))
+        colour = verdict_colour(str(plan.get("verdict", "")), colour)  # the theme's success/warning/danger
         self.verdict_badge.setText(text)
         self.verdict_badge.setStyleSheet(
             f"QLabel#verdictBadge {{ background: {colour}; color: white; border-radius: 9px; padding: 2px 10px; }}")

@@ -28,6 +28,7 @@ from app.models.token import TokenStore
 from app.settings import PROXY_SCHEMES, Settings
 from ui.widgets.forms import aligned_form, form_label
 from ui.widgets.inputs import guard_wheel
+from ui.widgets.labels import hint_label, page_title
 from ui.widgets.theme import apply_theme
 from ui.widgets.page_layout import scrolled_page
 
@@ -136,7 +137,7 @@ class SettingsPage(QWidget):
     def _build(self) -> None:
         outer, scroll, col = scrolled_page(self)
         self._scroll = scroll
-        col.addWidget(QLabel("<h2>Settings</h2>"))
+        col.addWidget(page_title("Settings"))
 
         # General
         form = self._section(col, "General")
@@ -308,9 +309,7 @@ class SettingsPage(QWidget):
         v.setSpacing(2)
         v.addWidget(widget)
         if help_text:
-            h = QLabel(help_text)
-            h.setWordWrap(True)
-            h.setObjectName("messageFooter")
+            h = hint_label(help_text)
             v.addWidget(h)
             if not widget.accessibleDescription():
                 widget.setAccessibleDescription(help_text)
