@@ -46,6 +46,7 @@ class Delta:
     message_id: int
     channel: str  # "analysis" (thinking) | "final" (the answer)
     text: str
+    tokens: int = 0  # tokens the model generated since the previous Delta (for the context meter)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class _TurnState:
     content: str = ""
     thinking: str = ""
     last_save: float = field(default_factory=time.monotonic)
+    tokens: int = 0  # generated, not yet reported in a Delta
 
 
 class PromptBuilder:
@@ -232,7 +234,8 @@ class ChatSession:
     # ---- one reply (with its tool loop) -----------------------------------
 
     def respond(self, conversation_id: int) -> Iterator[ChatEvent]:
-        self._stop = False
+        # ``_stop`` is not reset here: a Stop pressed while the turn is being set up (before
+        # the engine has started, which clears its own cancel flag) must still stop it.
         builder = self.builder
         conv = self.store.get(conversation_id)
         s = self.sampling
@@ -276,8 +279,11 @@ class ChatSession:
             calls: list[ToolCall] = []
             stats: dict[str, Any] = {}
             try:
-                for ev in self.engine.generate(req, prompt):
+                for ev in ([] if self._stop else self.engine.generate(req, prompt)):
+                    if self._stop:
+                        self.engine.cancel()  # the engine cleared a cancel that came before it began
                     if hasattr(ev, "text"):
+                        turn.tokens += 1
                         if parser is None:
                             yield from self._emit(turn, "final", ev.text)
                         else:
@@ -344,7 +350,8 @@ class ChatSession:
             turn.thinking += text
         else:
             turn.content += text
-        yield Delta(turn.message.id, channel, text)
+        tokens, turn.tokens = turn.tokens, 0
+        yield Delta(turn.message.id, channel, text, tokens)
 
     def _maybe_save(self, turn: _TurnState) -> None:
         now = time.monotonic()

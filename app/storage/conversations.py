@@ -90,6 +90,9 @@ def _conv(row: Any) -> Conversation:
     )
 
 
+MATCH_START, MATCH_END = "\x02", "\x03"  # around the matched words in SearchHit.snippet
+
+
 def title_from(text: str, limit: int = 48) -> str:
     """A short title from a conversation's first message."""
     line = " ".join(text.split())
@@ -106,7 +109,7 @@ class SearchHit:
     conversation_id: int
     title: str
     message_id: int | None
-    snippet: str
+    snippet: str  # the match is between MATCH_START and MATCH_END
 
 
 def _storage_errors(fn: _F) -> _F:
@@ -359,7 +362,7 @@ class ConversationStore:
             " WHERE conversations_fts MATCH ? ORDER BY c.updated_at DESC LIMIT ?", (fts, limit)):
             hits[r[0]] = SearchHit(r[0], r[1], None, r[1])
         rows = c.execute(
-            "SELECT m.conversation_id, c.title, m.id, snippet(messages_fts, -1, '[', ']', '…', 10)"
+            "SELECT m.conversation_id, c.title, m.id, snippet(messages_fts, -1, char(2), char(3), '…', 10)"
             " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
             " JOIN conversations c ON c.id = m.conversation_id"
             " WHERE messages_fts MATCH ? ORDER BY c.updated_at DESC LIMIT ?",

@@ -35,6 +35,7 @@ class ChatView(QScrollArea):
     edit_requested = Signal(int)
     retry_requested = Signal(int)
     citation_clicked = Signal(dict)
+    version_requested = Signal(int, int)  # seq of the fork, version to show
 
     def __init__(self, store_factory: Callable[[], ConversationStore], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -96,7 +97,8 @@ class ChatView(QScrollArea):
         self.empty_label.setText(text)
         self.empty_label.setVisible(bool(text) and not self.widgets)
 
-    def show_conversation(self, conversation_id: int | None) -> None:
+    def show_conversation(self, conversation_id: int | None, *, keep_seq: int | None = None) -> None:
+        """Show the newest messages (scrolled to the end, or to message ``keep_seq``)."""
         self.clear()
         self.conversation_id = conversation_id
         if conversation_id is None:
@@ -108,8 +110,33 @@ class ChatView(QScrollArea):
         self._first_seq = msgs[0].seq if msgs else None
         self.more_button.setVisible(bool(msgs) and msgs[0].seq > 0)
         self.empty_label.setVisible(not msgs and bool(self.empty_label.text()))
+        self.refresh_versions()
+        target = next((w for w in self.widgets.values() if w.message.seq == keep_seq), None)
+        if target is not None:
+            self._stick_to_bottom = False
+            QTimer.singleShot(0, lambda: self.ensureWidgetVisible(target, 0, 40))
+        else:
+            self._stick_to_bottom = True
+            QTimer.singleShot(0, self.scroll_to_bottom)
+
+    def refresh_versions(self) -> None:
+        """"‹ 2/3 ›" on every message where the conversation forks; actions on the newest pair."""
+        if self.conversation_id is None:
+            return
+        groups = self.store.version_groups(self.conversation_id)
+        for w in self.widgets.values():
+            info = groups.get(w.message.seq)
+            w.set_version(info.seq, info.active, info.total) if info else w.set_version(None)
+        widgets = list(self.widgets.values())
+        last_user = next((w for w in reversed(widgets) if w.role == "user"), None)
+        last_reply = next((w for w in reversed(widgets) if w.role != "user"), None)
+        for w in widgets:
+            w.set_pinned(w is last_user or w is last_reply)
+
+    def follow_reply(self) -> None:
+        """A new turn started: follow it to the bottom."""
         self._stick_to_bottom = True
-        QTimer.singleShot(0, self.scroll_to_bottom)
+        self.scroll_to_bottom()
 
     def load_earlier(self) -> None:
         if self.conversation_id is None or self._first_seq is None:
@@ -133,6 +160,7 @@ class ChatView(QScrollArea):
         w.edit_requested.connect(self.edit_requested)
         w.retry_requested.connect(self.retry_requested)
         w.citation_clicked.connect(self.citation_clicked)
+        w.version_requested.connect(self.version_requested)
         self.widgets[m.id] = w
         return w
 

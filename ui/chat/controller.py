@@ -1,51 +1,37 @@
-"""Runs the core's long jobs (model load, chat turns) off the GUI thread.
+"""The GUI's handle on the engine and the chat core: model load, chat turns, stop.
 
-Each job is a generator from app/ run on a plain Python thread; its events go
-into a queue that a GUI-thread timer drains once per frame (~30 ms), so streamed
-tokens reach the widgets in batches and the event loop never waits on inference.
+Loads and turns are generators from app/ run through ui/widgets/jobs.JobRunner,
+drained once per frame (~30 ms): streamed tokens reach the widgets in batches,
+one signal per message and channel per frame, and the event loop never waits on
+inference.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
 from app.chat import ChatSession, Delta, ReplyFailed, ReplyFinished, ReplyStarted, SamplingSettings, ToolCallEvent
 from app.context import AppContext
 from app.engine.client import EngineClient
-from app.errors import HearthError
+from app.errors import HearthError, SearchIndexDamaged
 from app.loading import LoadChoice, load_model
+from ui.widgets.jobs import Job, JobRunner
 
 log = logging.getLogger(__name__)
 
 FRAME_MS = 30
+RECENT_MODELS = 8
 
 
-class _Job:
-    def __init__(self, name: str, gen_factory: Callable[[], Iterator[Any]], out: "queue.Queue[Any]") -> None:
-        self.name = name
-        self._factory = gen_factory
-        self._out = out
-        self.thread = threading.Thread(target=self._run, name=f"hearth-{name}", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            for ev in self._factory():
-                self._out.put((self, ev))
-        except BaseException as exc:  # noqa: BLE001 - every failure reaches the GUI as an event
-            log.exception("%s failed", self.name)
-            self._out.put((self, exc))
-        finally:
-            self._out.put((self, _DONE))
-
-
-_DONE = object()
+def remember_model(settings: Any, path: str) -> None:
+    """Put ``path`` first in the recently opened models (Settings.extra["recent_models"])."""
+    recent = [p for p in settings.extra.get("recent_models", []) if isinstance(p, str) and p != path]
+    settings.extra["recent_models"] = [path, *recent][:RECENT_MODELS]
 
 
 class ChatController(QObject):
@@ -61,6 +47,8 @@ class ChatController(QObject):
     reply_finished = Signal(object, dict)  # Message, stats
     reply_failed = Signal(object, str, str)  # message id or None, error, kind
     busy_changed = Signal(bool)
+    tokens_streamed = Signal(int)  # tokens generated in the last frame (the context meter follows)
+    index_damaged = Signal(str)  # the history's search index needs a rebuild (the message says so)
     error = Signal(str)
     notice = Signal(str)  # something the user should know, not an error
 
@@ -70,12 +58,8 @@ class ChatController(QObject):
         self.engine = EngineClient()
         self.model_path: str | None = None
         self.load_choice: Any = None
-        self._queue: "queue.Queue[Any]" = queue.Queue()
-        self._jobs: list[_Job] = []
+        self.jobs = JobRunner(self, tick_ms=FRAME_MS, name="chat")
         self._session: ChatSession | None = None
-        self._timer = QTimer(self)
-        self._timer.setInterval(FRAME_MS)
-        self._timer.timeout.connect(self._drain)
         self._generating = False
         # extra_context_factory(conversation_id, tools) -> ChatSession.extra_context (documents)
         self.extra_context_factory: Callable[[int, Any], Any] | None = None
@@ -97,13 +81,9 @@ class ChatController(QObject):
     def model_info(self) -> dict[str, Any] | None:
         return self.engine.model_info
 
-    def _start(self, name: str, factory: Callable[[], Iterator[Any]]) -> _Job:
-        job = _Job(name, factory, self._queue)
-        self._jobs.append(job)
-        job.thread.start()
-        if not self._timer.isActive():
-            self._timer.start()
-        return job
+    def _start(self, name: str, factory: Callable[[], Iterator[Any]]) -> Job:
+        return self.jobs.stream(name, lambda _cancel: factory(), on_batch=self._on_batch,
+                                on_done=lambda _last, error: self._on_job_done(name, error))
 
     # ---- model -----------------------------------------------------------
 
@@ -155,7 +135,7 @@ class ChatController(QObject):
         if self._generating:
             return False
         if not self.engine.loaded:
-            self.error.emit("No model is loaded. Open a model first (File › Open model…).")
+            self.error.emit("No model is loaded. Choose one in the model menu at the top (or File › Open model…).")
             return False
         session = self._make_session(conversation_id)
         self._generating = True
@@ -194,51 +174,52 @@ class ChatController(QObject):
         else:
             gc.unfreeze()
 
-    def _drain(self) -> None:
+    def _on_batch(self, events: list[Any]) -> None:
+        """One frame's events of a job: text deltas joined per message and channel."""
         deltas: dict[tuple[int, str], list[str]] = {}
-        order: list[tuple[int, str]] = []
+        tokens = 0
 
         def flush() -> None:
-            for key in order:
-                self.reply_delta.emit(key[0], key[1], "".join(deltas[key]))
+            nonlocal tokens
+            for (message_id, channel), parts in deltas.items():
+                self.reply_delta.emit(message_id, channel, "".join(parts))
             deltas.clear()
-            order.clear()
+            if tokens:
+                self.tokens_streamed.emit(tokens)
+                tokens = 0
 
-        while True:
-            try:
-                job, ev = self._queue.get_nowait()
-            except queue.Empty:
-                break
+        for ev in events:
             if isinstance(ev, Delta):
-                key = (ev.message_id, ev.channel)
-                if key not in deltas:
-                    deltas[key] = []
-                    order.append(key)
-                deltas[key].append(ev.text)
+                deltas.setdefault((ev.message_id, ev.channel), []).append(ev.text)
+                tokens += ev.tokens
                 continue
             flush()
-            self._dispatch(job, ev)
+            self._dispatch(ev)
         flush()
-        if not self._jobs and self._queue.empty():
-            self._timer.stop()
 
-    def _dispatch(self, job: _Job, ev: Any) -> None:
-        if ev is _DONE:
-            job.thread.join(timeout=1)
-            if job in self._jobs:
-                self._jobs.remove(job)
-            if job.name == "turn":
-                self._generating = False
-                self._session = None
-                self.set_streaming(False)
-                self.busy_changed.emit(False)
-            return
+    def _on_job_done(self, name: str, error: BaseException | None) -> None:
+        if error is not None:
+            if name == "load":
+                msg = str(error) if isinstance(error, HearthError) else f"{self.model_path}: {error}"
+                self.model_failed.emit(self.model_path or "", msg)
+            elif isinstance(error, SearchIndexDamaged):
+                self.index_damaged.emit(str(error))
+            else:
+                self.error.emit(str(error) if isinstance(error, HearthError) else f"Unexpected error: {error}")
+        if name == "turn":
+            self._generating = False
+            self._session = None
+            self.set_streaming(False)
+            self.busy_changed.emit(False)
+
+    def _dispatch(self, ev: Any) -> None:
         if isinstance(ev, tuple):
             kind = ev[0]
             if kind == "progress":
                 self.model_loading.emit(ev[1], float(ev[2]))
             elif kind == "loaded":
                 self.ctx.settings.last_model = ev[1]
+                remember_model(self.ctx.settings, ev[1])
                 try:
                     self.ctx.save_settings()
                 except HearthError as exc:
@@ -248,13 +229,6 @@ class ChatController(QObject):
                 self.model_unloaded.emit(ev[2])
             elif kind == "note":
                 self.notice.emit(ev[2])
-            return
-        if isinstance(ev, BaseException):
-            if job.name == "load":
-                msg = str(ev) if isinstance(ev, HearthError) else f"{self.model_path}: {ev}"
-                self.model_failed.emit(self.model_path or "", msg)
-            else:
-                self.error.emit(str(ev) if isinstance(ev, HearthError) else f"Unexpected error: {ev}")
             return
         if isinstance(ev, ReplyStarted):
             self.reply_started.emit(ev.conversation_id, ev.message_id)
@@ -273,10 +247,7 @@ class ChatController(QObject):
         """Cancel and join every job, then end the worker process."""
         self.stop()
         self.engine.cancel()
-        for job in list(self._jobs):
-            job.thread.join(timeout)
-        self._jobs.clear()
-        self._timer.stop()
+        self.jobs.shutdown(timeout)
         if self.ctx.settings.save_states_on_exit and self.engine.loaded:
             try:
                 keys = [f"conv-{c.id}" for c in self.ctx.store.list(limit=8)]

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget,
@@ -14,6 +14,8 @@ from PySide6.QtWidgets import (
 
 from app.storage.conversations import Message
 from ui.chat.markdown import plain_html, render_blocks
+from ui.widgets import theme
+from ui.widgets.icons import icon
 
 
 def _label(text: str = "", *, rich: bool = True, selectable: bool = True) -> QLabel:
@@ -25,7 +27,16 @@ def _label(text: str = "", *, rich: bool = True, selectable: bool = True) -> QLa
         flags |= Qt.TextInteractionFlag.TextSelectableByMouse
     lab.setTextInteractionFlags(flags)
     lab.setOpenExternalLinks(False)
-    lab.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+    # Height for width: a wrapped label is exactly as tall as its text at the width it gets
+    # (a plain size policy would drop QLabel's height-for-width flag, and the layout would use
+    # a height guessed for another width).
+    policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+    policy.setHeightForWidth(True)
+    lab.setSizePolicy(policy)
+    # A long unbreakable word (a URL, a hash) must not make the label wider than the column:
+    # a widget squeezed below its minimum width gets the height for a width it does not have,
+    # and the transcript ends up with empty space below the last message.
+    lab.setMinimumWidth(1)
     return lab
 
 
@@ -154,7 +165,7 @@ class ThinkingPanel(QWidget):
 
 
 class ToolCard(QFrame):
-    """🔧 name(args) → result; click to see the full arguments and result."""
+    """[tool icon] name(args) → result; click to see the full arguments and result."""
 
     def __init__(self, name: str, arguments: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -165,8 +176,12 @@ class ToolCard(QFrame):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(8, 4, 8, 4)
         self.header = QToolButton()
+        self.header.setObjectName("toolHeader")
         self.header.setCheckable(True)
-        self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.header.setIconSize(QSize(14, 14))
+        self.header.setMinimumWidth(1)
+        self.header.setIcon(icon("python" if name == "python" else "tool", theme.current().muted))
         self.header.setAccessibleName(f"Tool call {name}")
         self.header.toggled.connect(self._on_header_toggled)
         lay.addWidget(self.header)
@@ -187,11 +202,13 @@ class ToolCard(QFrame):
                 args = str(next(iter(parsed.values())))
         except (ValueError, TypeError):
             pass
-        head = f"🔧 {self.name}({self._short(args, 40)})"
+        head = f"{self.name}({self._short(args, 40)})"
         if self.result is None:
             head += " …"
         else:
-            head += (" → " if self.ok else " ✗ ") + self._short(self.result)
+            head += (" → " if self.ok else " failed: ") + self._short(self.result)
+            if not self.ok:
+                self.header.setIcon(icon("warning", theme.current().danger))
         self.header.setText(head)
         self.detail.setText(f"Arguments:\n{self.arguments}\n\nResult:\n{self.result or ''}")
 
@@ -211,6 +228,7 @@ class MessageWidget(QFrame):
     edit_requested = Signal(int)
     retry_requested = Signal(int)
     citation_clicked = Signal(dict)
+    version_requested = Signal(int, int)  # seq of the fork, version to show (0-based)
 
     def __init__(self, message: Message, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -243,6 +261,7 @@ class MessageWidget(QFrame):
         self._citations_lay.setContentsMargins(0, 0, 0, 0)
         self._citations_lay.setSpacing(6)
         self.citations_row.setVisible(False)
+        self.citations_row.setMinimumWidth(1)
         self.citation_buttons: list[QToolButton] = []
         lay.addWidget(self.citations_row)
         self.error_row = QWidget()
@@ -257,34 +276,57 @@ class MessageWidget(QFrame):
         er.addWidget(self.retry_button)
         self.error_row.setVisible(False)
         lay.addWidget(self.error_row)
-        # footer: stats + actions
+        # footer: stats, versions, actions (shown on hover; they keep their place when hidden)
         foot = QHBoxLayout()
         foot.setContentsMargins(0, 0, 0, 0)
-        self.footer = QLabel("")
+        foot.setSpacing(2)
+        self.footer = _label("", rich=False, selectable=False)
         self.footer.setObjectName("messageFooter")
-        foot.addWidget(self.footer)
-        foot.addStretch(1)
-        self.copy_button = QToolButton()
-        self.copy_button.setAutoRaise(True)
-        self.copy_button.setText("Copy")
-        self.copy_button.setAccessibleName("Copy message")
+        self.versions_row = QWidget()
+        vr = QHBoxLayout(self.versions_row)
+        vr.setContentsMargins(0, 0, 0, 0)
+        vr.setSpacing(0)
+        self.prev_version_button = self._icon_button("chevron-left", "Previous version")
+        self.next_version_button = self._icon_button("chevron-right", "Next version")
+        self.version_label = QLabel("")
+        self.version_label.setObjectName("versionLabel")
+        self.version_label.setAccessibleName("Version")
+        vr.addWidget(self.prev_version_button)
+        vr.addWidget(self.version_label)
+        vr.addWidget(self.next_version_button)
+        self.versions_row.setVisible(False)
+        self.prev_version_button.clicked.connect(lambda: self._flip(-1))
+        self.next_version_button.clicked.connect(lambda: self._flip(+1))
+        self.version: tuple[int, int, int] | None = None  # (seq, active, total)
+        self.copy_button = self._icon_button("copy", "Copy message")
         self.copy_button.clicked.connect(self._copy)
-        foot.addWidget(self.copy_button)
+        self.actions: list[QToolButton] = [self.copy_button]
         if message.role == "user":
-            self.edit_button = QToolButton()
-            self.edit_button.setAutoRaise(True)
-            self.edit_button.setText("Edit")
-            self.edit_button.setAccessibleName("Edit and resend")
+            self.edit_button = self._icon_button("edit", "Edit and resend")
             self.edit_button.clicked.connect(lambda: self.edit_requested.emit(self.message_id))
-            foot.addWidget(self.edit_button)
+            self.actions.append(self.edit_button)
+            foot.addStretch(1)
+            foot.addWidget(self.versions_row)
+            for b in self.actions:
+                foot.addWidget(b)
+            foot.addWidget(self.footer)
         else:
-            self.regen_button = QToolButton()
-            self.regen_button.setAutoRaise(True)
-            self.regen_button.setText("Regenerate")
-            self.regen_button.setAccessibleName("Regenerate reply")
+            self.regen_button = self._icon_button("regenerate", "Regenerate reply")
             self.regen_button.clicked.connect(lambda: self.regenerate_requested.emit(self.message_id))
-            foot.addWidget(self.regen_button)
+            self.actions.append(self.regen_button)
+            foot.addWidget(self.versions_row)
+            for b in self.actions:
+                foot.addWidget(b)
+            foot.addSpacing(theme.SPACE_S)
+            foot.addWidget(self.footer)
+            foot.addStretch(1)
+        for b in self.actions:
+            policy = b.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            b.setSizePolicy(policy)
+        self._pinned = False  # the newest reply keeps its actions in view
         lay.addLayout(foot)
+        theme.notifier().changed.connect(self._retint)
         self.set_message(message)
 
     # ---- content ---------------------------------------------------------
@@ -385,7 +427,66 @@ class MessageWidget(QFrame):
         self.error_label.setText(error or "")
         if status != "streaming" and self.thinking is not None and self.thinking.seconds is None:
             self.thinking.finish()
+        self._show_actions(self._pinned or self.underMouse())
 
     def _copy(self) -> None:
         QGuiApplication.clipboard().setText(self.content_text)
         self.copy_requested.emit(self.message_id)
+        self.copy_button.setToolTip("Copied")
+
+    # ---- hover actions and versions ------------------------------------
+
+    def _icon_button(self, name: str, text: str) -> QToolButton:
+        b = QToolButton()
+        b.setObjectName("iconButton")
+        b.setText(text)
+        b.setToolTip(text)
+        b.setAccessibleName(text)
+        b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        b.setIconSize(QSize(16, 16))
+        b.setIcon(icon(name, theme.current().muted))
+        b.setProperty("iconName", name)
+        b.setAutoRaise(True)
+        return b
+
+    def _retint(self, t: theme.Tokens) -> None:
+        for b in (*self.actions, self.prev_version_button, self.next_version_button):
+            b.setIcon(icon(str(b.property("iconName")), t.muted))
+        for card in self.tool_cards.values():
+            card.header.setIcon(icon("python" if card.name == "python" else "tool", t.muted))
+
+    def set_pinned(self, pinned: bool) -> None:
+        """Keep the actions in view (the newest reply) or show them on hover only."""
+        self._pinned = pinned
+        self._show_actions(pinned or self.underMouse())
+
+    def _show_actions(self, on: bool) -> None:
+        streaming = self.message.status == "streaming"
+        for b in self.actions:
+            b.setVisible(on and not streaming)
+
+    def enterEvent(self, e) -> None:  # noqa: N802, ANN001 - Qt override
+        self._show_actions(True)
+        super().enterEvent(e)
+
+    def leaveEvent(self, e) -> None:  # noqa: N802, ANN001 - Qt override
+        self._show_actions(self._pinned)
+        super().leaveEvent(e)
+
+    def set_version(self, seq: int | None, active: int = 0, total: int = 1) -> None:
+        """"‹ 2/3 ›" when this message has other versions."""
+        self.version = (seq, active, total) if seq is not None and total > 1 else None
+        self.versions_row.setVisible(self.version is not None)
+        if self.version is not None:
+            self.version_label.setText(f"{active + 1}/{total}")
+            self.version_label.setAccessibleDescription(f"Version {active + 1} of {total}")
+            self.prev_version_button.setEnabled(active > 0)
+            self.next_version_button.setEnabled(active + 1 < total)
+
+    def _flip(self, step: int) -> None:
+        if self.version is None:
+            return
+        seq, active, total = self.version
+        target = active + step
+        if 0 <= target < total:
+            self.version_requested.emit(seq, target)

@@ -3,32 +3,55 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
-    QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget,
+    QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox, QPushButton, QSplitter, QStackedWidget,
+    QVBoxLayout, QWidget,
 )
 
 from app.context import AppContext
-from app.errors import HearthError
+from app.errors import HearthError, SearchIndexDamaged
 from app.harmony.tools import default_registry
+from app.models.units import format_bytes
 from app.storage.conversations import Message
 from ui.chat.chat_view import ChatView
 from ui.chat.composer import Composer
 from ui.chat.controller import ChatController
+from ui.chat.header import ChatHeader
+from ui.chat.model_picker import PickerEntry
 from ui.shell.sidebar import Sidebar
 
 log = logging.getLogger(__name__)
 
 NO_MODEL_TEXT = (
     "<h2>Welcome to Hearth</h2>"
-    "<p>No model is loaded yet. Choose <b>File › Open model…</b> or drop a <code>.gguf</code> file "
-    "on this window to start chatting. Everything runs on this computer; nothing is sent anywhere.</p>"
+    "<p>No model is loaded yet. Choose one in the model menu above, use <b>File › Open model…</b>, or "
+    "drop a <code>.gguf</code> file on this window to start chatting. Everything runs on this computer; "
+    "nothing is sent anywhere.</p>"
 )
+NO_MODEL_ERROR = "No model is loaded. Choose one in the model menu at the top (or File › Open model…)."
+READY_TEXT = "Start the conversation below."
+
+
+def _no_autoload() -> bool:
+    """HEARTH_NO_AUTOLOAD=1 starts without loading the last model (tests, benchmarks)."""
+    return os.environ.get("HEARTH_NO_AUTOLOAD", "") not in ("", "0")
+
+
+def ask_title(parent: QWidget, title: str) -> tuple[str, bool]:
+    """The rename dialog, wide enough for a long title."""
+    dialog = QInputDialog(parent)
+    dialog.setWindowTitle("Rename chat")
+    dialog.setLabelText("Title:")
+    dialog.setTextValue(title)
+    dialog.resize(max(460, dialog.sizeHint().width()), dialog.sizeHint().height())
+    ok = dialog.exec() == QInputDialog.DialogCode.Accepted
+    return dialog.textValue(), ok
 
 
 class MainWindow(QMainWindow):
@@ -45,12 +68,20 @@ class MainWindow(QMainWindow):
         self.conversation_id: int | None = None
         self._editing_message_id: int | None = None
         self._deleted: tuple[Any, list[Message], list[dict[str, Any]]] | None = None
+        self._after_load: list[Any] = []  # what to do once the model being loaded is in (Retry)
+        self._loading = False
+        self._page_actions: list[tuple[int, QAction]] = []
         self._build()
         self._connect()
         self.sidebar.refresh()
+        self._update_actions()
         self._restore_window()
         if initial_model:
             QTimer.singleShot(0, lambda: self.open_model(initial_model))
+        elif ctx.settings.extra.get("load_last_model", True) and ctx.settings.last_model \
+                and Path(ctx.settings.last_model).is_file() and not _no_autoload():
+            last = ctx.settings.last_model
+            QTimer.singleShot(0, lambda: self.open_model(last))
 
     # ---- layout ----------------------------------------------------------
 
@@ -60,44 +91,25 @@ class MainWindow(QMainWindow):
         self.chat_view.set_empty_text(NO_MODEL_TEXT)
         self.composer = Composer()
 
-        header = QWidget()
-        header.setObjectName("header")
-        hl = QHBoxLayout(header)
-        hl.setContentsMargins(16, 8, 16, 8)
-        self.model_label = QLabel("No model loaded")
-        self.model_label.setObjectName("modelLabel")
-        self.model_label.setAccessibleName("Current model")
-        hl.addWidget(self.model_label)
-        self.load_progress = QProgressBar()
-        self.load_progress.setRange(0, 100)
-        self.load_progress.setFixedWidth(160)
-        self.load_progress.setVisible(False)
-        self.load_progress.setAccessibleName("Model loading progress")
-        hl.addWidget(self.load_progress)
-        self.reload_button = QPushButton("Reload model")
-        self.reload_button.setAccessibleName("Reload model")
-        self.reload_button.setVisible(False)
-        hl.addWidget(self.reload_button)
-        hl.addStretch(1)
-        self.open_button = QPushButton("Open model…")
-        self.open_button.setAccessibleName("Open model")
-        hl.addWidget(self.open_button)
-        self.eject_button = QToolButton()
-        self.eject_button.setText("⏏")
-        self.eject_button.setToolTip("Unload the model and free its memory")
-        self.eject_button.setAccessibleName("Unload model")
-        self.eject_button.setEnabled(False)
-        hl.addWidget(self.eject_button)
+        self.header = ChatHeader()
+        self.model_picker = self.header.picker
+        self.model_picker.set_entries(self._recent_entries())
+        self.model_label = self.header.state_label
+        self.load_progress = self.header.progress
+        self.reload_button = self.header.reload_button
+        self.eject_button = self.header.eject_button
 
         self.edit_banner = QLabel("Editing a message: Enter resends it and replaces the replies after it. Esc cancels.")
         self.edit_banner.setObjectName("editBanner")
         self.edit_banner.setVisible(False)
 
         chat_page = QWidget()
+        chat_page.setObjectName("chatPage")
+        chat_page.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         cl = QVBoxLayout(chat_page)
         cl.setContentsMargins(0, 0, 0, 0)
         cl.setSpacing(0)
-        cl.addWidget(header)
+        cl.addWidget(self.header)
         cl.addWidget(self.chat_view, 1)
         cl.addWidget(self.edit_banner)
         cl.addWidget(self.composer)
@@ -115,7 +127,7 @@ class MainWindow(QMainWindow):
         sb = self.statusBar()
         self.status_backend = QLabel("No model")
         self.status_memory = QLabel("")
-        self.status_offline = QLabel("🛡 Offline" if self.ctx.settings.offline else "")
+        self.status_offline = QLabel("Offline" if self.ctx.settings.offline else "")
         self.undo_button = QPushButton("Undo")
         self.undo_button.setVisible(False)
         self.undo_button.setAccessibleName("Undo delete")
@@ -132,7 +144,7 @@ class MainWindow(QMainWindow):
         fm = m.addMenu("&File")
         self.action_new = self._action(fm, "&New chat", self.new_chat, QKeySequence.StandardKey.New)
         self._action(fm, "&Open model…", self.choose_model, QKeySequence("Ctrl+O"))
-        self._action(fm, "&Unload model", self.controller.unload)
+        self.action_unload = self._action(fm, "&Unload model", self.controller.unload)
         fm.addSeparator()
         self._action(fm, "Export chat as &Markdown…", lambda: self.export(self.conversation_id, "markdown"))
         self._action(fm, "Export chat as &JSON…", lambda: self.export(self.conversation_id, "json"))
@@ -141,13 +153,16 @@ class MainWindow(QMainWindow):
         cm = m.addMenu("&Chat")
         self._action(cm, "&Search chats", self._focus_search, QKeySequence("Ctrl+K"))
         self._action(cm, "&Focus message box", self.composer.focus, QKeySequence("Ctrl+L"))
-        self._action(cm, "S&top generating", self.controller.stop, QKeySequence("Ctrl+."))
-        self._action(cm, "&Regenerate reply", self.regenerate, QKeySequence("Ctrl+R"))
+        self.action_stop = self._action(cm, "S&top generating", self.controller.stop, QKeySequence("Ctrl+."))
+        self.action_regenerate = self._action(cm, "&Regenerate reply", self.regenerate, QKeySequence("Ctrl+R"))
         self.view_menu = m.addMenu("&View")
-        self._action(self.view_menu, "&Chat", lambda: self.show_page(self.chat_page), QKeySequence("Ctrl+1"))
+        self.add_page("&Chat", chat_page, "Ctrl+1", order=1, nav=False)
         hm = m.addMenu("&Help")
         self._action(hm, "Open &logs folder", self.open_logs)
         self._action(hm, "&About Hearth", self.about)
+        # Esc stops a reply wherever the focus is (a button, the sidebar, the transcript).
+        self._escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self._on_escape,
+                                 context=Qt.ShortcutContext.WindowShortcut)
 
     def _action(self, menu: Any, text: str, slot: Any, shortcut: Any = None) -> QAction:
         a = QAction(text, self)
@@ -157,14 +172,33 @@ class MainWindow(QMainWindow):
         menu.addAction(a)
         return a
 
-    def add_page(self, title: str, widget: QWidget, shortcut: str | None = None) -> None:
-        """Add a page (Models, Hardware, Settings) reachable from the View menu."""
-        self.pages.addWidget(widget)
-        self._action(self.view_menu, title, lambda: self.show_page(widget),
-                     QKeySequence(shortcut) if shortcut else None)
+    def add_page(self, title: str, widget: QWidget, shortcut: str | None = None, *, order: int | None = None,
+                 nav: bool = True, icon_name: str = "") -> None:
+        """Add a page (Models, Hardware, Settings): in the View menu, ordered as their shortcuts
+        (Ctrl+1, 2, 3, then Ctrl+,), and as a button at the foot of the sidebar."""
+        if order is None:
+            digit = (shortcut or "")[-1:]
+            order = int(digit) if digit.isdigit() else 90
+        if self.pages.indexOf(widget) < 0:
+            self.pages.addWidget(widget)
+        a = QAction(title, self)
+        if shortcut:
+            a.setShortcut(QKeySequence(shortcut))
+        a.triggered.connect(lambda: self.show_page(widget))
+        self._page_actions.append((order, a))
+        self._page_actions.sort(key=lambda pair: pair[0])
+        for _, act in self._page_actions:
+            self.view_menu.removeAction(act)
+        for _, act in self._page_actions:
+            self.view_menu.addAction(act)
+        if nav:
+            self.sidebar.add_nav(title.replace("&", ""), icon_name or title.replace("&", "").lower(),
+                                 lambda: self.show_page(widget), order=order, page=widget,
+                                 shortcut=shortcut or "")
 
     def show_page(self, widget: QWidget) -> None:
         self.pages.setCurrentWidget(widget)
+        self.sidebar.set_current_page(widget)
 
     def _connect(self) -> None:
         c = self.controller
@@ -191,7 +225,14 @@ class MainWindow(QMainWindow):
         self.chat_view.regenerate_requested.connect(lambda _mid: self.regenerate())
         self.chat_view.retry_requested.connect(lambda _mid: self.regenerate())
         self.chat_view.edit_requested.connect(self.start_edit)
-        self.open_button.clicked.connect(self.choose_model)
+        self.chat_view.version_requested.connect(self.show_version)
+        self.controller.tokens_streamed.connect(self.composer.add_streamed_tokens)
+        self.controller.index_damaged.connect(self.offer_index_rebuild)
+        self.sidebar.index_damaged.connect(self.offer_index_rebuild)
+        self.sidebar.storage_failed.connect(self.show_error)
+        self.model_picker.model_chosen.connect(self.open_model)
+        self.model_picker.open_file_requested.connect(self.choose_model)
+        self.model_picker.manage_requested.connect(self._show_models_page)
         self.eject_button.clicked.connect(self.controller.unload)
         self.reload_button.clicked.connect(self.reload_model)
         self.undo_button.clicked.connect(self.undo_delete)
@@ -206,6 +247,9 @@ class MainWindow(QMainWindow):
 
     def open_model(self, path: str) -> None:
         self.reload_button.setVisible(False)
+        self.model_picker.set_current(path)
+        self._loading = True
+        self._update_actions()
         self.controller.load_model(path)
 
     def reload_model(self) -> None:
@@ -213,36 +257,63 @@ class MainWindow(QMainWindow):
         if path:
             self.open_model(path)
 
+    def set_model_entries(self, entries: list[PickerEntry]) -> None:
+        """The picker's list: installed models (from the Models page), then recently opened files."""
+        self.model_picker.set_entries([*entries, *self._recent_entries()])
+
+    def _recent_entries(self) -> list[PickerEntry]:
+        recent = self.ctx.settings.extra.get("recent_models", [])
+        return [PickerEntry(p, Path(p).name, "recently opened") for p in recent
+                if isinstance(p, str) and p]
+
+    def _show_models_page(self) -> None:
+        for _, a in self._page_actions:
+            if a.text().replace("&", "") == "Models":
+                a.trigger()
+                return
+
     def _on_controller_model_loading(self, path: str, frac: float) -> None:
         self.model_label.setText(f"Loading {Path(path).name}…")
+        self.model_label.setToolTip(path)
         self.load_progress.setVisible(True)
         self.load_progress.setValue(int(frac * 100))
-        self.eject_button.setEnabled(False)
+        self._loading = True
+        self._update_actions()
 
     def _on_controller_model_loaded(self, info: dict) -> None:
         self.load_progress.setVisible(False)
+        self._loading = False
         name = info.get("name") or Path(info.get("path", "")).name
-        backend = "GPU" if info.get("gpu_offload") and (self.controller.load_choice and
-                                                         self.controller.load_choice.params.get("n_gpu_layers")) else "CPU"
-        self.model_label.setText(f"{name}  ● loaded · {backend}")
-        self.model_label.setToolTip(info.get("path", ""))
+        choice = self.controller.load_choice
+        backend = "GPU" if info.get("gpu_offload") and (choice and choice.params.get("n_gpu_layers")) else "CPU"
+        self.model_label.setText(f"● loaded · {backend}")
+        self.model_label.setToolTip(f"{name}\n{info.get('path', '')}")
+        if info.get("path"):
+            self.model_picker.set_current(str(info["path"]))
+            self.model_picker.set_entries([*self.model_picker.entries, *self._recent_entries()])
+            self.model_picker.set_current(str(info["path"]))
         self.status_backend.setText(f"Backend: {backend}")
         rss = info.get("rss_bytes") or 0
-        self.status_memory.setText(f"Model memory: {rss / 2**30:.1f} GB" if rss else "")
-        self.eject_button.setEnabled(True)
+        self.status_memory.setText(f"Model memory: {format_bytes(rss)}" if rss else "")
         harmony = info.get("architecture") == "gpt-oss"
         self.composer.set_reasoning_visible(harmony)
-        self.composer.set_context(0, info.get("n_ctx"))
-        self.chat_view.set_empty_text("Start the conversation below." if not self.chat_view.widgets else "")
+        self._show_context_of(self.conversation_id, info.get("n_ctx"))
+        self.chat_view.set_empty_text(READY_TEXT if not self.chat_view.widgets else "")
+        self._update_actions()
+        pending, self._after_load = self._after_load, []
+        for action in pending:
+            action()
 
     def _on_controller_model_failed(self, path: str, message: str) -> None:
         self.load_progress.setVisible(False)
+        self._loading = False
+        self._after_load.clear()
         self.model_label.setText("No model loaded")
-        self.eject_button.setEnabled(False)
+        self.model_picker.set_current(None)
+        self._update_actions()
         self.show_error(message)
 
     def _on_controller_model_unloaded(self, reason: str) -> None:
-        self.eject_button.setEnabled(False)
         self.status_memory.setText("")
         if reason:
             self.model_label.setText("⚠ The model process stopped")
@@ -250,6 +321,32 @@ class MainWindow(QMainWindow):
             self.reload_button.setVisible(True)
         else:
             self.model_label.setText("No model loaded")
+            self.model_picker.set_current(None)
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        """Stop, Regenerate, Unload and Send are enabled only when they can do something."""
+        c = self.controller
+        loaded = c.loaded and not self._loading
+        busy = c.generating
+        self.action_stop.setEnabled(busy)
+        can_answer = (loaded or bool(c.model_path)) and not busy and self.conversation_id is not None
+        self.action_regenerate.setEnabled(can_answer)
+        self.action_unload.setEnabled(loaded)
+        self.eject_button.setEnabled(loaded)
+        self.composer.set_can_send(loaded, "Load a model first (the model menu at the top)")
+
+    def _show_context_of(self, conversation_id: int | None, n_ctx: int | None = None) -> None:
+        """The meter for ``conversation_id``: the context its last reply used, of the loaded model's."""
+        total = n_ctx or (self.controller.model_info or {}).get("n_ctx")
+        used = 0
+        if conversation_id is not None:
+            for m in reversed(self.ctx.store.messages(conversation_id, limit=6)):
+                if m.stats and m.stats.get("context_used"):
+                    used = int(m.stats["context_used"])
+                    total = total or m.stats.get("n_ctx")
+                    break
+        self.composer.set_context(used, total)
 
     # ---- conversations ---------------------------------------------------
 
@@ -257,9 +354,11 @@ class MainWindow(QMainWindow):
         self.conversation_id = None
         self.sidebar.select(None, emit=False)
         self.chat_view.show_conversation(None)
-        self.chat_view.set_empty_text(NO_MODEL_TEXT if not self.controller.loaded else "Start the conversation below.")
+        self.chat_view.set_empty_text(NO_MODEL_TEXT if not self.controller.loaded else READY_TEXT)
         self.composer.set_reasoning(self.ctx.settings.reasoning_effort, self.composer.reasoning.isVisible())
+        self._show_context_of(None)
         self.composer.focus()
+        self._update_actions()
         self.conversation_changed.emit(None)
 
     def open_conversation(self, conversation_id: int) -> None:
@@ -272,12 +371,12 @@ class MainWindow(QMainWindow):
         except KeyError:
             self.new_chat()
             return
+        self.show_page(self.chat_page)
         self.chat_view.show_conversation(conversation_id)
         self.composer.set_reasoning(conv.reasoning_effort, self.composer.reasoning.isVisible())
-        last = self.ctx.store.messages(conversation_id, limit=1)
-        if last and last[0].stats:
-            self.composer.set_context(last[0].stats.get("context_used"), last[0].stats.get("n_ctx"))
+        self._show_context_of(conversation_id)
         self.ctx.settings.extra["last_conversation"] = conversation_id
+        self._update_actions()
         self.conversation_changed.emit(conversation_id)
 
     def ensure_conversation(self) -> int:
@@ -291,8 +390,7 @@ class MainWindow(QMainWindow):
                 system_prompt=self.ctx.settings.system_prompt,
             )
             self.conversation_id = conv.id
-            effort = ("low", "medium", "high")[self.composer.reasoning.currentIndex()]
-            self.ctx.store.update(conv.id, reasoning_effort=effort)
+            self.ctx.store.update(conv.id, reasoning_effort=self.composer.effort)
             self.chat_view.conversation_id = conv.id
             self.sidebar.refresh()
             self.sidebar.select(conv.id, emit=False)
@@ -301,16 +399,15 @@ class MainWindow(QMainWindow):
 
     def send(self, text: str) -> None:
         if not self.controller.loaded:
-            self.show_error("No model is loaded. Open a model first (File › Open model…).")
+            self.show_error(NO_MODEL_ERROR)
             return
         if self._editing_message_id is not None:
             mid = self._editing_message_id
             cid = self._ensure_conversation()
             if self.controller.edit_and_resend(cid, mid, text):
-                self.chat_view.remove_after(mid)
-                w = self.chat_view.message_widget(mid)
-                if w is not None:
-                    w.set_message(self.ctx.store.get_message(mid))
+                # The edited message becomes a new version: its bubble and the replies after it
+                # go, and the new question and reply come in with the turn.
+                self.chat_view.remove_from(mid)
                 self.composer.set_text("")
                 self.cancel_edit()
             return
@@ -320,7 +417,18 @@ class MainWindow(QMainWindow):
             self.sidebar.select(cid, emit=False)
 
     def regenerate(self) -> None:
+        """A new version of the last reply; after a crash, the model is loaded again first."""
         if self.conversation_id is None or self.controller.generating:
+            return
+        if not self.controller.loaded:
+            path = self.controller.model_path or self.ctx.settings.last_model
+            if not path:
+                self.show_error(NO_MODEL_ERROR)
+                return
+            if not self._loading:
+                self.statusBar().showMessage(f"Loading {Path(path).name} again to retry…", 10000)
+                self.open_model(path)
+            self._after_load.append(self.regenerate)
             return
         msgs = self.ctx.store.messages(self.conversation_id)
         last_user = max((m for m in msgs if m.role == "user"), key=lambda m: m.seq, default=None)
@@ -328,6 +436,18 @@ class MainWindow(QMainWindow):
             return
         if self.controller.regenerate(self.conversation_id):
             self.chat_view.remove_after(last_user.id)
+
+    def show_version(self, seq: int, position: int) -> None:
+        """Flip the fork at message ``seq`` to version ``position``; the chat continues from it."""
+        if self.conversation_id is None or self.controller.generating:
+            return
+        try:
+            self.ctx.store.select_version(self.conversation_id, seq, position)
+        except (HearthError, IndexError) as exc:
+            self.show_error(f"Could not show that version: {exc}")
+            return
+        self.chat_view.show_conversation(self.conversation_id, keep_seq=seq)
+        self._show_context_of(self.conversation_id)
 
     def start_edit(self, message_id: int) -> None:
         if self.controller.generating:
@@ -350,13 +470,30 @@ class MainWindow(QMainWindow):
         else:
             self.cancel_edit()
 
+    def keyPressEvent(self, e: Any) -> None:  # noqa: N802 - Qt override
+        # The Esc shortcut covers an active window; a key no widget took still ends up here.
+        if e.key() == Qt.Key.Key_Escape:
+            self._on_escape()
+            return
+        super().keyPressEvent(e)
+
+    def _on_escape(self) -> None:
+        """Esc anywhere: stop the reply; else leave editing; else clear the search."""
+        if self.controller.generating:
+            self.controller.stop()
+        elif self._editing_message_id is not None:
+            self.cancel_edit()
+        elif self.sidebar.search.text():
+            self.sidebar.search.clear()
+            self.composer.focus()
+
     def _on_composer_reasoning_changed(self, effort: str) -> None:
         if self.conversation_id is not None:
             self.ctx.store.update(self.conversation_id, reasoning_effort=effort)
 
     def rename(self, conversation_id: int) -> None:
         conv = self.ctx.store.get(conversation_id)
-        title, ok = QInputDialog.getText(self, "Rename chat", "Title:", text=conv.title)
+        title, ok = ask_title(self, conv.title)
         if ok and title.strip():
             self.ctx.store.rename(conversation_id, title)
             self.sidebar.refresh()
@@ -416,6 +553,8 @@ class MainWindow(QMainWindow):
         for m in self.ctx.store.messages(conversation_id, limit=3):
             if m.id not in self.chat_view.widgets:
                 self.chat_view.add_message(m)
+        self.chat_view.refresh_versions()
+        self.chat_view.follow_reply()
         self.sidebar.refresh()
 
     def _on_controller_reply_delta(self, message_id: int, channel: str, text: str) -> None:
@@ -433,6 +572,7 @@ class MainWindow(QMainWindow):
         if w is not None:
             w.set_message(message)
         self.composer.set_context(stats.get("context_used"), stats.get("n_ctx"))
+        self.chat_view.refresh_versions()
         self.sidebar.refresh()
 
     def _on_controller_reply_failed(self, message_id: Any, error: str, kind: str) -> None:
@@ -448,12 +588,29 @@ class MainWindow(QMainWindow):
 
     def _on_controller_busy_changed(self, busy: bool) -> None:
         self.composer.set_busy(busy)
+        self._update_actions()
 
     # ---- misc ------------------------------------------------------------
 
     def _focus_search(self) -> None:
         self.sidebar.search.setFocus()
         self.sidebar.search.selectAll()
+
+    def offer_index_rebuild(self, message: str) -> None:
+        """The history's search index is damaged: say so, and rebuild it if the user agrees."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Hearth", message, QMessageBox.StandardButton.Cancel, self)
+        rebuild = box.addButton("Rebuild search index", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(rebuild)
+        self._last_error_box = box
+        box.exec()
+        if box.clickedButton() is rebuild:
+            try:
+                self.ctx.store.rebuild_search_index()
+            except HearthError as exc:
+                self.show_error(str(exc))
+                return
+            self.statusBar().showMessage("The search index was rebuilt.", 10000)
+            self.sidebar.refresh()
 
     def show_error(self, message: str) -> None:
         log.warning("shown to user: %s", message)

@@ -112,15 +112,26 @@ def test_regenerate_and_edit_and_resend(qtbot, window: MainWindow, gemma_path: P
     send(qtbot, window, "First question, reworded")
     final = store.messages(cid)
     assert [m.role for m in final] == ["user", "assistant"]
-    assert final[0].id == first_user.id and final[0].content == "First question, reworded"
+    assert final[0].content == "First question, reworded"
     assert set(window.chat_view.widgets) == {m.id for m in final}
+    # The bubble shows the new text at once (it used to keep the old one until reopened) ...
+    bubble = window.chat_view.message_widget(final[0].id)
+    assert "reworded" in bubble.body.text()
+    # ... and nothing was thrown away: the old question and both of its branches are versions.
+    assert bubble.versions_row.isVisibleTo(window) and bubble.version_label.text() == "2/2"
+    qtbot.mouseClick(bubble.prev_version_button, Qt.MouseButton.LeftButton)
+    old = store.messages(cid)
+    assert [m.content for m in old][:3] == ["First question", after[1].content, "Second question"]
+    assert len(old) == 4 and {m.id for m in old} == set(window.chat_view.widgets)
+    reply = window.chat_view.message_widget(old[3].id)
+    assert reply.version_label.text() == "2/2"  # the regenerated reply, with the first one kept
 
 
 def test_rename_search_delete_undo(qtbot, window: MainWindow, gemma_path: Path, monkeypatch) -> None:
     load(qtbot, window, gemma_path)
     send(qtbot, window, "Plan a trip to Porto")
     cid = window.conversation_id
-    monkeypatch.setattr("ui.shell.main_window.QInputDialog.getText", lambda *a, **k: ("Porto trip", True))
+    monkeypatch.setattr("ui.shell.main_window.ask_title", lambda *a, **k: ("Porto trip", True))
     window.rename(cid)
     assert window.ctx.store.get(cid).title == "Porto trip"
     window.sidebar.search.setText("porto")

@@ -1,0 +1,57 @@
+"""The chat header: model picker, load state and progress in place, reload and eject."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QToolButton, QWidget
+
+from ui.chat.model_picker import ModelPicker
+from ui.widgets import theme
+from ui.widgets.icons import icon
+
+
+class ChatHeader(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("header")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        hl = QHBoxLayout(self)
+        hl.setContentsMargins(theme.SPACE_L, theme.SPACE_S, theme.SPACE_L, theme.SPACE_S)
+        hl.setSpacing(theme.SPACE_S)
+        self.picker = ModelPicker()
+        hl.addWidget(self.picker)
+        self.state_label = QLabel("No model loaded")
+        self.state_label.setObjectName("modelState")
+        self.state_label.setAccessibleName("Current model")
+        hl.addWidget(self.state_label)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setFixedWidth(140)
+        self.progress.setTextVisible(False)
+        self.progress.setVisible(False)
+        self.progress.setAccessibleName("Model loading progress")
+        hl.addWidget(self.progress)
+        self.reload_button = QPushButton("Reload model")
+        self.reload_button.setObjectName("primaryButton")
+        self.reload_button.setAccessibleName("Reload model")
+        self.reload_button.setVisible(False)
+        hl.addWidget(self.reload_button)
+        self.eject_button = QToolButton()
+        self.eject_button.setObjectName("iconButton")
+        self.eject_button.setText("Unload model")
+        self.eject_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        self.eject_button.setIconSize(QSize(16, 16))
+        self.eject_button.setToolTip("Unload the model and free its memory")
+        self.eject_button.setAccessibleName("Unload model")
+        self.eject_button.setEnabled(False)
+        hl.addWidget(self.eject_button)
+        hl.addStretch(1)
+        self.remote_badge = QLabel("")
+        self.remote_badge.setObjectName("remoteBadge")
+        self.remote_badge.setVisible(False)
+        hl.addWidget(self.remote_badge)
+        self._retint(theme.current())
+        theme.notifier().changed.connect(self._retint)
+
+    def _retint(self, t: theme.Tokens) -> None:
+        self.eject_button.setIcon(icon("eject", t.muted))

@@ -1,0 +1,128 @@
+"""The header's model picker: installed and recently opened models, each with its fit
+for this computer; choosing one loads it (progress shows beside the picker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import QComboBox, QWidget
+
+from ui.widgets.inputs import guard_wheel
+
+OPEN_FILE = "::open"
+MANAGE = "::manage"
+ROLE_PATH = Qt.ItemDataRole.UserRole + 1
+
+
+@dataclass(frozen=True)
+class PickerEntry:
+    path: str
+    name: str
+    detail: str = ""  # "12.1 GB · installed", "recently opened"
+    badge: str = ""  # "Fits", "Fits, slower", "Too large", "" (not estimated)
+    colour: str = "#9e9e9e"
+    tooltip: str = ""
+
+
+def _dot(colour: str, size: int = 10) -> QIcon:
+    pm = QPixmap(QSize(size * 2, size * 2))
+    pm.setDevicePixelRatio(2.0)
+    pm.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pm)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(QColor(colour))
+    p.drawEllipse(1, 1, size - 2, size - 2)
+    p.end()
+    return QIcon(pm)
+
+
+class ModelPicker(QComboBox):
+    model_chosen = Signal(str)  # the file to load
+    open_file_requested = Signal()
+    manage_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("modelPicker")
+        self.setAccessibleName("Model")
+        self.setToolTip("Choose the model to chat with")
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.setMinimumContentsLength(14)
+        self.setPlaceholderText("Choose a model…")
+        self.entries: list[PickerEntry] = []
+        self.current_path: str | None = None
+        self._rebuilding = False
+        self.activated.connect(self._on_activated)
+        guard_wheel(self)
+        self.set_entries([])
+
+    def set_entries(self, entries: list[PickerEntry]) -> None:
+        """Installed models first, then recent files not in the library (no duplicates)."""
+        seen: set[str] = set()
+        unique: list[PickerEntry] = []
+        for e in entries:
+            key = str(Path(e.path).resolve()) if e.path else e.name
+            if key not in seen:
+                seen.add(key)
+                unique.append(e)
+        self.entries = unique
+        self._rebuild()
+
+    def set_current(self, path: str | None) -> None:
+        """Show ``path`` as the chosen model (it is added if the list lacks it)."""
+        self.current_path = path
+        if path and self._index_of(path) < 0:
+            self.entries.insert(0, PickerEntry(path, Path(path).name, "recently opened"))
+            self._rebuild()
+        self._select_current()
+
+    def _index_of(self, path: str) -> int:
+        want = str(Path(path).resolve())
+        for i in range(self.count()):
+            p = self.itemData(i, ROLE_PATH)
+            if isinstance(p, str) and not p.startswith("::") and str(Path(p).resolve()) == want:
+                return i
+        return -1
+
+    def _rebuild(self) -> None:
+        self._rebuilding = True
+        try:
+            self.clear()
+            for e in self.entries:
+                label = e.name if not e.badge else f"{e.name}   ·  {e.badge}"
+                self.addItem(_dot(e.colour), label)
+                i = self.count() - 1
+                self.setItemData(i, e.path, ROLE_PATH)
+                tip = "\n".join(x for x in (e.path, e.detail, e.tooltip) if x)
+                self.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
+                self.setItemData(i, f"{e.name}, {e.badge or 'fit not estimated'}", Qt.ItemDataRole.AccessibleTextRole)
+            if self.entries:
+                self.insertSeparator(self.count())
+            self.addItem("Open a GGUF file…")
+            self.setItemData(self.count() - 1, OPEN_FILE, ROLE_PATH)
+            self.addItem("Manage models…")
+            self.setItemData(self.count() - 1, MANAGE, ROLE_PATH)
+            self._select_current()
+        finally:
+            self._rebuilding = False
+
+    def _select_current(self) -> None:
+        self.blockSignals(True)
+        self.setCurrentIndex(self._index_of(self.current_path) if self.current_path else -1)
+        self.blockSignals(False)
+
+    def _on_activated(self, index: int) -> None:
+        if self._rebuilding:
+            return
+        path = self.itemData(index, ROLE_PATH)
+        self._select_current()  # the picker shows the loaded model until the new one is in
+        if path == OPEN_FILE:
+            self.open_file_requested.emit()
+        elif path == MANAGE:
+            self.manage_requested.emit()
+        elif isinstance(path, str) and path:
+            self.model_chosen.emit(path)
