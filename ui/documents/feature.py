@@ -3,7 +3,7 @@ per-file progress and errors, attachment chips, citation previews, and the
 hook that puts the documents into each chat turn.
 
 ``install_documents(win)`` wires it all onto a MainWindow without the window
-knowing about documents; the work itself runs in ui/documents_jobs.py.
+knowing about documents; the work itself runs in ui/documents/jobs.py.
 """
 
 from __future__ import annotations

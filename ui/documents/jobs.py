@@ -1,37 +1,37 @@
 """Document work off the GUI thread: ingestion, removal, recovery, page loads.
 
-Same shape as ui/controller.py: each job is a plain Python thread; what it
-produces goes into a queue that a GUI-thread timer drains, so the event loop
-never waits on extraction, indexing or the database writes they make. Progress
-is throttled at the source (~10 updates a second per file).
+Every job goes through the one JobRunner (ui/widgets/jobs.py): ingestion is a
+generator that yields BatchQueued and TaskEvents, the rest are single calls, and
+what they produce reaches the GUI thread on the runner's timer, so the event
+loop never waits on extraction, indexing or the database writes they make.
+Progress is throttled at the source (~10 updates a second per file) and, per
+tick, only a file's newest progress is delivered.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject
 
 from app.documents.extract import expand_paths
 from app.documents.index import DocumentIndex
 from app.documents.models import IngestCancelled, IngestDone, IngestFailed, IngestProgress
 from app.errors import DocumentError
+from ui.widgets.jobs import JobRunner
 
 log = logging.getLogger(__name__)
 
 DRAIN_MS = 50
 PROGRESS_S = 0.1  # at most ten progress updates a second per file
 JOIN_TIMEOUT_S = 10.0
-
-Emit = Callable[[Any], None]
 
 
 @dataclass(eq=False)
@@ -67,62 +67,25 @@ class TaskEvent:
 _task_ids = itertools.count(1)
 
 
-class _Job:
-    def __init__(self, name: str, work: Callable[[Emit], Any], out: "queue.Queue[Any]",
-                 on_event: Callable[[Any], None] | None, on_done: Callable[[Any], None] | None,
-                 on_error: Callable[[BaseException], None] | None) -> None:
-        self.name = name
-        self.on_event = on_event
-        self.on_done = on_done
-        self.on_error = on_error
-        self._work = work
-        self._out = out
-        self.thread = threading.Thread(target=self._run, name=f"hearth-docs-{name}", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            result = self._work(lambda ev: self._out.put((self, "event", ev)))
-        except BaseException as exc:  # noqa: BLE001 - every failure reaches the GUI thread
-            log.exception("document job %s failed", self.name)
-            self._out.put((self, "error", exc))
-        else:
-            self._out.put((self, "done", result))
-
-
 class DocumentJobs(QObject):
-    """Runs the documents core's long calls on threads; callbacks run on the GUI thread."""
+    """The documents core's long calls, run by a JobRunner; callbacks run on the GUI thread."""
 
     def __init__(self, index: DocumentIndex, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.index = index
         self.stopping = threading.Event()
-        self._queue: "queue.Queue[Any]" = queue.Queue()
-        self._jobs: list[_Job] = []
-        self._timer = QTimer(self)
-        self._timer.setInterval(DRAIN_MS)
-        self._timer.timeout.connect(self._drain)
+        self.runner = JobRunner(self, tick_ms=DRAIN_MS, name="docs")
 
     @property
     def busy(self) -> bool:
-        return bool(self._jobs)
-
-    def start(self, name: str, work: Callable[[Emit], Any], *, on_event: Callable[[Any], None] | None = None,
-              on_done: Callable[[Any], None] | None = None,
-              on_error: Callable[[BaseException], None] | None = None) -> None:
-        """Run ``work(emit)`` on a thread; ``on_event`` gets what it emits, ``on_done``
-        its return value, ``on_error`` what it raised (all on the GUI thread)."""
-        if self.stopping.is_set():
-            return
-        job = _Job(name, work, self._queue, on_event, on_done, on_error)
-        self._jobs.append(job)
-        job.thread.start()
-        if not self._timer.isActive():
-            self._timer.start()
+        return self.runner.busy()
 
     def call(self, name: str, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
              on_error: Callable[[BaseException], None] | None = None) -> None:
         """A single call off the GUI thread (a removal, a page of text)."""
-        self.start(name, lambda _emit: fn(), on_done=on_done, on_error=on_error)
+        if self.stopping.is_set():
+            return
+        self.runner.call(name, lambda _cancel: fn(), _outcome(name, on_done, on_error))
 
     # ---- ingestion ---------------------------------------------------------
 
@@ -134,92 +97,91 @@ class DocumentJobs(QObject):
         """
         given = list(paths)
 
-        def work(emit: Emit) -> None:
+        def work() -> Iterator[Any]:
             files, skipped = expand_paths(given)
             empty = [p for p in given if Path(p).is_dir() and not any(_inside(f, p) for f in files)]
             tasks = [IngestTask(next(_task_ids), str(f), f.name, conversation_id) for f in files]
-            emit(BatchQueued(tasks, len(skipped), empty))
+            yield BatchQueued(tasks, len(skipped), empty)
             for task in tasks:
-                self._ingest_one(task, emit)
+                yield from self._ingest_one(task)
 
-        self.start("ingest", work, on_event=on_event)
+        self._stream(work, on_event)
 
     def retry(self, task: IngestTask, on_event: Callable[[Any], None]) -> None:
         """Run one task again (with the password now set on it)."""
         task.cancel.clear()
-        self.start("ingest", lambda emit: self._ingest_one(task, emit), on_event=on_event)
+        self._stream(lambda: self._ingest_one(task), on_event)
 
-    def _ingest_one(self, task: IngestTask, emit: Emit) -> None:
+    def _stream(self, work: Callable[[], Iterator[Any]], on_event: Callable[[Any], None]) -> None:
+        if self.stopping.is_set():
+            return
+
+        def on_batch(events: list[Any]) -> None:
+            for ev in _coalesced(events):
+                if self.stopping.is_set():
+                    return
+                on_event(ev)
+
+        self.runner.stream("ingest", lambda _cancel: work(), on_batch=on_batch,
+                           on_done=_outcome("ingest", None, None))
+
+    def _ingest_one(self, task: IngestTask) -> Iterator[TaskEvent]:
         def cancelled() -> bool:
             return task.cancel.is_set() or self.stopping.is_set()
 
         if cancelled():
-            emit(TaskEvent(task, IngestCancelled(task.path, task.name)))
+            yield TaskEvent(task, IngestCancelled(task.path, task.name))
             return
         last = 0.0
         try:
             for ev in self.index.ingest(task.path, task.conversation_id, password=task.password, cancel=cancelled):
                 now = time.monotonic()
-                if isinstance(ev, (IngestDone, IngestFailed, IngestCancelled)) or now - last >= PROGRESS_S:
+                if _is_final(ev) or now - last >= PROGRESS_S:
                     last = now
-                    emit(TaskEvent(task, ev))
+                    yield TaskEvent(task, ev)
         except Exception as exc:  # noqa: BLE001 - a bug in one file must not stop the others
             log.exception("adding %s failed unexpectedly", task.path)
-            emit(TaskEvent(task, IngestFailed(task.path, task.name, DocumentError(
+            yield TaskEvent(task, IngestFailed(task.path, task.name, DocumentError(
                 f"{task.name} could not be added because of an unexpected error ({exc}). The details are in "
-                "Hearth's log (Help › Open logs folder)."))))
-
-    # ---- GUI thread ----------------------------------------------------------
-
-    def _drain(self) -> None:
-        # Progress of one file is coalesced to its latest event per tick.
-        pending: list[tuple[_Job, str, Any]] = []
-        latest: dict[int, int] = {}
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            _job, kind, ev = item
-            if kind == "event" and isinstance(ev, TaskEvent) and not _is_final(ev.event):
-                at = latest.get(ev.task.id)
-                if at is not None:
-                    pending[at] = item
-                    continue
-                latest[ev.task.id] = len(pending)
-            elif kind == "event" and isinstance(ev, TaskEvent):
-                latest.pop(ev.task.id, None)
-            pending.append(item)
-        for job, kind, ev in pending:
-            if self.stopping.is_set():
-                return
-            self._dispatch(job, kind, ev)
-        if not self._jobs and self._queue.empty():
-            self._timer.stop()
-
-    def _dispatch(self, job: _Job, kind: str, value: Any) -> None:
-        if kind == "event":
-            if job.on_event is not None:
-                job.on_event(value)
-            return
-        job.thread.join(timeout=1)
-        if job in self._jobs:
-            self._jobs.remove(job)
-        if kind == "done" and job.on_done is not None:
-            job.on_done(value)
-        elif kind == "error" and job.on_error is not None:
-            job.on_error(value)
+                "Hearth's log (Help › Open logs folder).")))
 
     def shutdown(self, timeout: float = JOIN_TIMEOUT_S) -> None:
         """Cancel every ingestion and join every thread (at quit, before the database closes)."""
         self.stopping.set()
-        deadline = time.monotonic() + timeout
-        for job in list(self._jobs):
-            job.thread.join(max(0.0, deadline - time.monotonic()))
-            if job.thread.is_alive():
-                log.warning("document job %s did not stop within %.0f s", job.name, timeout)
-        self._jobs.clear()
-        self._timer.stop()
+        self.runner.shutdown(timeout)
+
+
+def _outcome(name: str, on_done: Callable[[Any], None] | None,
+             on_error: Callable[[BaseException], None] | None) -> Callable[[Any, BaseException | None], None]:
+    """A JobRunner on_done that calls ``on_done(result)`` or ``on_error(exc)``."""
+
+    def done(result: Any, error: BaseException | None) -> None:
+        if error is None:
+            if on_done is not None:
+                on_done(result)
+        elif on_error is not None:
+            on_error(error)
+        else:
+            log.warning("document job %s failed: %s", name, error)
+
+    return done
+
+
+def _coalesced(events: list[Any]) -> list[Any]:
+    """One tick's events with each file's progress cut to its newest (in the first one's place)."""
+    pending: list[Any] = []
+    latest: dict[int, int] = {}
+    for ev in events:
+        if isinstance(ev, TaskEvent) and not _is_final(ev.event):
+            at = latest.get(ev.task.id)
+            if at is not None:
+                pending[at] = ev
+                continue
+            latest[ev.task.id] = len(pending)
+        elif isinstance(ev, TaskEvent):
+            latest.pop(ev.task.id, None)
+        pending.append(ev)
+    return pending
 
 
 def _is_final(ev: IngestProgress) -> bool:

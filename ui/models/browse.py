@@ -119,7 +119,7 @@ class SearchTab(QWidget):
         self.file_cards: dict[tuple[str, str], ModelCard] = {}
         self._files: dict[tuple[str, str], RemoteModelFile] = {}
         self._gen = 0
-        self._search_task: Any = None  # the running search's worker Task
+        self._search_task: Any = None  # the running search's Job
         self.timeout_s = SEARCH_TIMEOUT_S
         self._timeout = QTimer(self)
         self._timeout.setSingleShot(True)

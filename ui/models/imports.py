@@ -92,7 +92,7 @@ class ImportsPanel(QWidget):
             if load:
                 page.load_path(str(model.path))
 
-        task = page.worker.stream("import", gen, on_event, done)
+        task = page.worker.stream("import", gen, on_event=on_event, on_done=done)
         if copy:
             row = ImportRow(path.name, task.cancel)
             self.rows.append(row)

@@ -9,7 +9,6 @@ window closes.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,7 @@ from app.models.units import format_bytes, format_bytes_or
 from app.planner import DOES_NOT_FIT, FITS, FITS_SLOWER
 from ui.widgets.forms import add_form_row, aligned_form
 from ui.widgets.inputs import guard_wheel
+from ui.widgets.jobs import JobRunner
 from ui.widgets.labels import hint_label, page_title, verdict_colour
 from ui.widgets.page_layout import scrolled_page
 
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from ui.shell.main_window import MainWindow
 
 log = logging.getLogger(__name__)
+
+JOB_TICK_MS = 50  # detection and stats results reach the page within a frame or three
 
 # verdict -> (badge text, background colour)
 VERDICT_BADGES: dict[str, tuple[str, str]] = {
@@ -155,12 +157,6 @@ def cache_line(stats: dict[str, Any]) -> str:
             f"conversations kept, {_gb(int(stats.get('states_bytes') or 0))} of {_gb(budget)}")
 
 
-class _Bridge(QObject):
-    """Carries a background job's outcome to the GUI thread (a queued signal)."""
-
-    done = Signal(str, int, object, object)  # kind, generation, result, error
-
-
 class _CloseWatcher(QObject):
     """Calls back when the watched window gets its close event (before its closeEvent runs)."""
 
@@ -186,15 +182,13 @@ class HardwarePage(QWidget):
         self.setObjectName("hardwarePage")
         self.hardware: HardwareInfo | None = None
         self.stats: dict[str, Any] | None = None
-        self._threads: list[threading.Thread] = []
         self._detect_gen = 0
         self._stats_gen = 0
         self._stats_running = False
         self._stats_again = False
         self._closing = False
         self._close_watcher: _CloseWatcher | None = None
-        self._bridge = _Bridge(self)
-        self._bridge.done.connect(self._on_bridge_done, Qt.ConnectionType.QueuedConnection)
+        self.jobs = JobRunner(self, tick_ms=JOB_TICK_MS, name="hardware")
         self._build()
         guard_wheel(self)
         c = win.controller
@@ -362,23 +356,14 @@ class HardwarePage(QWidget):
     # ---- threads ---------------------------------------------------------
 
     def _spawn(self, kind: str, gen: int, fn: Callable[[], Any]) -> None:
-        bridge = self._bridge
+        def done(result: Any, error: BaseException | None) -> None:
+            if error is not None:
+                log.warning("hardware page %s failed: %s", kind, error)
+            self._on_job_done(kind, gen, result, error)
 
-        def run() -> None:
-            try:
-                result = fn()
-            except Exception as exc:  # noqa: BLE001 - every failure is shown on the page
-                log.warning("hardware page %s failed: %s", kind, exc)
-                bridge.done.emit(kind, gen, None, exc)
-            else:
-                bridge.done.emit(kind, gen, result, None)
+        self.jobs.call(kind, lambda _cancel: fn(), done)
 
-        self._threads = [t for t in self._threads if t.is_alive()]
-        t = threading.Thread(target=run, name=f"hearth-hw-{kind}", daemon=True)
-        self._threads.append(t)
-        t.start()
-
-    def _on_bridge_done(self, kind: str, gen: int, result: Any, error: Any) -> None:
+    def _on_job_done(self, kind: str, gen: int, result: Any, error: Any) -> None:
         if kind == "detect":
             if gen != self._detect_gen:
                 return  # a newer Refresh is on its way
@@ -404,18 +389,16 @@ class HardwarePage(QWidget):
                 self.refresh_stats()
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Join the background threads (the window is closing)."""
+        """Join the background jobs (the window is closing)."""
         self._closing = True
-        for t in list(self._threads):
-            t.join(0.5)
-            if t.is_alive() and self.win.controller.generating:
+        for job in self.jobs.jobs:
+            if job.thread is not None:
+                job.thread.join(0.5)
+            if job.running and self.win.controller.generating:
                 # A stats call waits for the engine behind a reply: stop the reply (the window
                 # is closing and would stop it next anyway) so the call can finish.
                 self.win.controller.stop()
-            t.join(timeout)
-            if t.is_alive():
-                log.warning("hardware page thread %s did not finish in %.0f s", t.name, timeout)
-        self._threads = [t for t in self._threads if t.is_alive()]
+        self.jobs.shutdown(timeout)
 
     # ---- controller ------------------------------------------------------
 
