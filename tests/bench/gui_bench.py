@@ -40,14 +40,11 @@ def cold_start(data_dir: Path, runs: int = 3) -> dict[str, float]:
 
 def _populate(store: Any, n_messages: int) -> int:
     conv = store.create("Long conversation")
-    c = store.db.conn
-    c.execute("BEGIN")
     for i in range(n_messages):
         role = "user" if i % 2 == 0 else "assistant"
         text = (f"Question {i}: how does part {i} work?" if role == "user"
                 else f"Part {i} works like this:\n\n- step one\n- step two\n\n```python\nprint({i})\n```\n")
         store.add_message(conv.id, role, text)
-    c.execute("COMMIT")
     return conv.id
 
 
@@ -88,28 +85,23 @@ def streaming_stall(tmp: Path, n_messages: int = 1000, n_tokens: int = 1000, tok
     watchdog.setInterval(2)
     watchdog.timeout.connect(tick)
     watchdog.start()
-    job = object()
     done = threading.Event()
     words = ["Hearth ", "keeps ", "**every** ", "token ", "local", ", ", "and ", "`code` ", "too.\n\n"]
 
-    def producer() -> None:
+    def produce(_cancel: object) -> Any:
+        # What a turn's generator yields, at the given speed, through the window's own job runner.
         for i in range(n_tokens):
-            ctrl._queue.put((job, Delta(reply.id, "final", words[i % len(words)])))
+            yield Delta(reply.id, "final", words[i % len(words)], 1)
             time.sleep(1.0 / tok_per_s)
-        done.set()
 
-    ctrl._jobs.append(job)  # a running job keeps the controller's frame timer going
     ctrl.set_streaming(True)  # as ChatController does when a turn starts
-    ctrl._timer.start()
-    threading.Thread(target=producer, daemon=True).start()
-    while not done.is_set() or not ctrl._queue.empty():
+    ctrl.jobs.stream("bench", produce, on_batch=ctrl._on_batch, on_done=lambda *_: done.set())  # noqa: SLF001
+    while not done.is_set():
         app.processEvents()
         time.sleep(0.001)
     app.processEvents()
     watchdog.stop()
-    ctrl._jobs.remove(job)
     ctrl.set_streaming(False)
-    ctrl._timer.stop()
     shown = win.chat_view.message_widget(reply.id).content_text
     assert shown.count("token") == sum(1 for i in range(n_tokens) if words[i % len(words)] == "token ")
     win.close()

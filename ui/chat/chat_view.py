@@ -46,6 +46,7 @@ class ChatView(QScrollArea):
         self.setAccessibleName("Conversation")
         outer = _Canvas()
         outer.setObjectName("chatCanvas")
+        outer.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         # Centred by stretches, not by alignment: a horizontal box computes each item's
         # height for the width it really gets, so the canvas height is exact.
         self._outer_lay = QHBoxLayout(outer)

@@ -221,5 +221,10 @@ class Composer(QWidget):
 
     def _fit_height(self) -> None:
         fm = self.edit.fontMetrics()
-        lines = max(1, min(MAX_LINES, int(self.edit.document().size().height()) or 1))
-        self.edit.setFixedHeight(int(fm.lineSpacing() * lines + 10))
+        wanted = max(1, int(self.edit.document().size().height()) or 1)
+        lines = min(MAX_LINES, wanted)
+        # A scroll bar only once the box has stopped growing (a squashed one showed in a one-line box).
+        self.edit.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded if wanted > MAX_LINES
+                                             else Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.edit.setFixedHeight(int(fm.lineSpacing() * lines + 2 * self.edit.frameWidth()
+                                     + 2 * self.edit.document().documentMargin()))

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QGuiApplication, QPalette
+from PySide6.QtGui import QGuiApplication, QPalette, QTextDocument
 from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget,
 )
@@ -40,6 +40,9 @@ def _label(text: str = "", *, rich: bool = True, selectable: bool = True) -> QLa
     return lab
 
 
+BUBBLE_INDENT = 64  # a user bubble never starts at the column's left edge
+
+
 class CodeBlock(QFrame):
     """A highlighted code block with its own Copy button."""
 
@@ -50,12 +53,16 @@ class CodeBlock(QFrame):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(8, 4, 8, 8)
         head = QHBoxLayout()
-        lang = QLabel(language or "code")
-        lang.setObjectName("codeLang")
-        head.addWidget(lang)
+        self.language_label = QLabel(language or "code")
+        self.language_label.setObjectName("codeLang")
+        head.addWidget(self.language_label)
         head.addStretch(1)
         self.copy_button = QToolButton()
+        self.copy_button.setObjectName("iconButton")
         self.copy_button.setText("Copy")
+        self.copy_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.copy_button.setIconSize(QSize(14, 14))
+        self.copy_button.setIcon(icon("copy", theme.current().muted))
         self.copy_button.setAccessibleName("Copy code")
         self.copy_button.clicked.connect(self._copy)
         head.addWidget(self.copy_button)
@@ -64,9 +71,11 @@ class CodeBlock(QFrame):
         self.body.setObjectName("codeBody")
         lay.addWidget(self.body)
 
-    def set_content(self, html: str, code: str) -> None:
+    def set_content(self, html: str, code: str, language: str = "") -> None:
         self.code = code
         self.body.setText(html)
+        if self.language_label.text() != (language or "code"):  # the fence's name arrives in pieces
+            self.language_label.setText(language or "code")
 
     def _copy(self) -> None:
         QGuiApplication.clipboard().setText(self.code)
@@ -93,8 +102,8 @@ class MarkdownView(QWidget):
                 w = self._widgets[i][1]
                 if b.kind == "code":
                     assert isinstance(w, CodeBlock)
-                    if w.code != b.code:
-                        w.set_content(b.html, b.code)
+                    if w.code != b.code or w.language_label.text() != (b.language or "code"):
+                        w.set_content(b.html, b.code, b.language)
                 else:
                     assert isinstance(w, QLabel)
                     if w.text() != b.html:
@@ -238,16 +247,28 @@ class MessageWidget(QFrame):
         self.setObjectName("userMessage" if message.role == "user" else "assistantMessage")
         self.setAccessibleName("Your message" if message.role == "user" else "Assistant's reply")
         lay = QVBoxLayout(self)
-        lay.setContentsMargins(12, 8, 12, 8)
+        margin = 0 if message.role == "user" else theme.SPACE_XS
+        lay.setContentsMargins(margin, margin, margin, margin)
         lay.setSpacing(6)
         self.thinking: ThinkingPanel | None = None
         self.tool_cards: dict[str, ToolCard] = {}
         self._content_text = ""
         self._thinking_started: float | None = None
         if message.role == "user":
+            # A bubble as wide as its text (up to the column), on the right.
+            self.bubble = QFrame()
+            self.bubble.setObjectName("userBubble")
+            bl = QVBoxLayout(self.bubble)
+            bl.setContentsMargins(theme.SPACE_M + 2, theme.SPACE_S + 2, theme.SPACE_M + 2, theme.SPACE_S + 2)
             self.body = _label(plain_html(message.content))
             self.body.setObjectName("userBody")
-            lay.addWidget(self.body)
+            bl.addWidget(self.body)
+            row = QHBoxLayout()
+            row.setContentsMargins(0, 0, 0, 0)
+            row.addSpacing(BUBBLE_INDENT)
+            row.addStretch(1)
+            row.addWidget(self.bubble, 100)
+            lay.addLayout(row)
             self.markdown = None
         else:
             self._tool_box = QVBoxLayout()
@@ -280,8 +301,10 @@ class MessageWidget(QFrame):
         foot = QHBoxLayout()
         foot.setContentsMargins(0, 0, 0, 0)
         foot.setSpacing(2)
-        self.footer = _label("", rich=False, selectable=False)
+        self.footer = QLabel("")
+        self.footer.setMinimumWidth(1)  # clipped in a very narrow window, never widening the message
         self.footer.setObjectName("messageFooter")
+        self.footer.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.versions_row = QWidget()
         vr = QHBoxLayout(self.versions_row)
         vr.setContentsMargins(0, 0, 0, 0)
@@ -306,10 +329,10 @@ class MessageWidget(QFrame):
             self.edit_button.clicked.connect(lambda: self.edit_requested.emit(self.message_id))
             self.actions.append(self.edit_button)
             foot.addStretch(1)
+            foot.addWidget(self.footer)
             foot.addWidget(self.versions_row)
             for b in self.actions:
                 foot.addWidget(b)
-            foot.addWidget(self.footer)
         else:
             self.regen_button = self._icon_button("regenerate", "Regenerate reply")
             self.regen_button.clicked.connect(lambda: self.regenerate_requested.emit(self.message_id))
@@ -317,9 +340,8 @@ class MessageWidget(QFrame):
             foot.addWidget(self.versions_row)
             for b in self.actions:
                 foot.addWidget(b)
-            foot.addSpacing(theme.SPACE_S)
-            foot.addWidget(self.footer)
             foot.addStretch(1)
+            foot.addWidget(self.footer)
         for b in self.actions:
             policy = b.sizePolicy()
             policy.setRetainSizeWhenHidden(True)
@@ -336,6 +358,13 @@ class MessageWidget(QFrame):
         if m.role == "user":
             assert self.body is not None
             self.body.setText(plain_html(m.content))
+            # As wide as the text's longest line (then it wraps); the width does not depend
+            # on the view's, so the height for any width stays exact.
+            doc = QTextDocument()
+            doc.setDefaultFont(self.body.font())
+            doc.setHtml(plain_html(m.content))
+            margins = self.bubble.contentsMargins()
+            self.bubble.setMaximumWidth(int(doc.idealWidth()) + margins.left() + margins.right() + 16)
         else:
             if m.thinking:
                 panel = self._ensure_thinking()
@@ -420,8 +449,6 @@ class MessageWidget(QFrame):
             parts.append("Stopped")
         elif status == "interrupted":
             parts.append("Interrupted")
-        elif status == "streaming":
-            parts.append("…")
         self.footer.setText(" · ".join(parts))
         self.error_row.setVisible(status == "error")
         self.error_label.setText(error or "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
@@ -25,6 +25,12 @@ from ui.chat.controller import ChatController
 from ui.chat.header import ChatHeader
 from ui.chat.model_picker import PickerEntry
 from ui.shell.sidebar import Sidebar
+
+if TYPE_CHECKING:
+    from ui.documents.feature import DocumentsFeature
+    from ui.models.page import ModelsPage
+    from ui.pages.hardware import HardwarePage
+    from ui.pages.settings import SettingsPage
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +62,8 @@ def ask_title(parent: QWidget, title: str) -> tuple[str, bool]:
 
 class MainWindow(QMainWindow):
     conversation_changed = Signal(object)  # the open conversation's id, or None for a new chat
+    files_dropped = Signal(list)  # paths dropped on the window that are not models (documents attach them)
+    closing = Signal()  # the window got its close event; pages stop their jobs before the engine goes
 
     def __init__(self, ctx: AppContext, *, initial_model: str | None = None) -> None:
         super().__init__()
@@ -71,6 +79,11 @@ class MainWindow(QMainWindow):
         self._after_load: list[Any] = []  # what to do once the model being loaded is in (Retry)
         self._loading = False
         self._page_actions: list[tuple[int, QAction]] = []
+        # The pages build_window (ui/shell/app.py) adds; None in a bare window (tests, benchmarks).
+        self.documents: DocumentsFeature | None = None
+        self.hardware_page: HardwarePage | None = None
+        self.settings_page: SettingsPage | None = None
+        self.models_page: ModelsPage | None = None
         self._build()
         self._connect()
         self.sidebar.refresh()
@@ -273,7 +286,7 @@ class MainWindow(QMainWindow):
                 return
 
     def _on_controller_model_loading(self, path: str, frac: float) -> None:
-        self.model_label.setText(f"Loading {Path(path).name}…")
+        self._set_state(f"Loading {Path(path).name}…")
         self.model_label.setToolTip(path)
         self.load_progress.setVisible(True)
         self.load_progress.setValue(int(frac * 100))
@@ -286,7 +299,7 @@ class MainWindow(QMainWindow):
         name = info.get("name") or Path(info.get("path", "")).name
         choice = self.controller.load_choice
         backend = "GPU" if info.get("gpu_offload") and (choice and choice.params.get("n_gpu_layers")) else "CPU"
-        self.model_label.setText(f"● loaded · {backend}")
+        self._set_state("● loaded · " + backend, "loaded")
         self.model_label.setToolTip(f"{name}\n{info.get('path', '')}")
         if info.get("path"):
             self.model_picker.set_current(str(info["path"]))
@@ -304,11 +317,19 @@ class MainWindow(QMainWindow):
         for action in pending:
             action()
 
+    def _set_state(self, text: str, state: str = "") -> None:
+        """The header's model state ("● loaded · CPU" in green, a stopped process in red)."""
+        self.model_label.setText(text)
+        if self.model_label.property("state") != state:
+            self.model_label.setProperty("state", state)
+            self.model_label.style().unpolish(self.model_label)
+            self.model_label.style().polish(self.model_label)
+
     def _on_controller_model_failed(self, path: str, message: str) -> None:
         self.load_progress.setVisible(False)
         self._loading = False
         self._after_load.clear()
-        self.model_label.setText("No model loaded")
+        self._set_state("No model loaded")
         self.model_picker.set_current(None)
         self._update_actions()
         self.show_error(message)
@@ -316,11 +337,11 @@ class MainWindow(QMainWindow):
     def _on_controller_model_unloaded(self, reason: str) -> None:
         self.status_memory.setText("")
         if reason:
-            self.model_label.setText("⚠ The model process stopped")
+            self._set_state("⚠ The model process stopped", "failed")
             self.model_label.setToolTip(reason)
             self.reload_button.setVisible(True)
         else:
-            self.model_label.setText("No model loaded")
+            self._set_state("No model loaded")
             self.model_picker.set_current(None)
         self._update_actions()
 
@@ -376,6 +397,7 @@ class MainWindow(QMainWindow):
         self.composer.set_reasoning(conv.reasoning_effort, self.composer.reasoning.isVisible())
         self._show_context_of(conversation_id)
         self.ctx.settings.extra["last_conversation"] = conversation_id
+        self.sidebar.select(conversation_id, emit=False)
         self._update_actions()
         self.conversation_changed.emit(conversation_id)
 
@@ -644,8 +666,8 @@ class MainWindow(QMainWindow):
             e.acceptProposedAction()
             return
         others = [p for p in paths if not p.lower().endswith(".gguf")]
-        if others and hasattr(self, "attach_files"):
-            self.attach_files(others)
+        if others:
+            self.files_dropped.emit(others)
             e.acceptProposedAction()
 
     # ---- window state ----------------------------------------------------
@@ -670,6 +692,7 @@ class MainWindow(QMainWindow):
             self.sidebar.select(last)
 
     def closeEvent(self, e: Any) -> None:  # noqa: N802 - Qt override
+        self.closing.emit()
         if self.conversation_id is not None:
             self.ctx.settings.extra["last_conversation"] = self.conversation_id
         qs = self._qsettings()

@@ -9,6 +9,8 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
+from ui.widgets.icons import assets_dir
+
 ACCENT = "#d9622b"  # hearth ember
 
 # spacing scale (px) and corner radii, used by layouts and the stylesheet alike
@@ -128,7 +130,8 @@ def stylesheet(t: Tokens) -> str:
                                             border-bottom-left-radius: {RADIUS_S}px; }}
     QToolButton#segment[position="last"] {{ border-top-right-radius: {RADIUS_S}px;
                                            border-bottom-right-radius: {RADIUS_S}px; }}
-    QFrame#userMessage {{ background: {t.surface}; border-radius: {RADIUS_L}px; }}
+    QFrame#userMessage {{ background: transparent; }}
+    QFrame#userBubble {{ background: {t.surface}; border-radius: {RADIUS_L}px; }}
     QFrame#assistantMessage {{ background: transparent; }}
     QFrame#codeBlock {{ background: {t.surface}; border: 1px solid {t.border}; border-radius: {RADIUS_M}px; }}
     QFrame#toolCard {{ background: {t.window}; border: 1px solid {t.border}; border-radius: {RADIUS_M}px; }}
@@ -157,6 +160,20 @@ def stylesheet(t: Tokens) -> str:
     QStatusBar {{ background: {t.window}; color: {t.muted}; border-top: 1px solid {t.border}; }}
     QStatusBar QLabel {{ color: {t.muted}; padding: 0 {s}px; }}
     QScrollArea {{ border: none; }}
+    QScrollBar:vertical {{ background: transparent; width: 10px; margin: 2px; }}
+    QScrollBar::handle:vertical {{ background: {t.border}; border-radius: 3px; min-height: 32px; }}
+    QScrollBar::handle:vertical:hover {{ background: {t.muted}; }}
+    QScrollBar:horizontal {{ background: transparent; height: 10px; margin: 2px; }}
+    QScrollBar::handle:horizontal {{ background: {t.border}; border-radius: 3px; min-width: 32px; }}
+    QScrollBar::add-line, QScrollBar::sub-line {{ width: 0; height: 0; border: none; background: none; }}
+    QScrollBar::add-page, QScrollBar::sub-page {{ background: none; }}
+    QComboBox::drop-down {{ border: none; width: 22px; subcontrol-position: center right; }}
+    QComboBox::down-arrow {{ image: url("{_arrow(t)}"); width: 12px; height: 12px; }}
+    QComboBox QAbstractItemView {{ border: 1px solid {t.border}; background: {t.bg};
+                                   selection-background-color: {t.selection}; selection-color: {t.text};
+                                   padding: 4px; outline: 0; }}
+    QLabel#modelState[state="loaded"] {{ color: {t.success}; }}
+    QLabel#modelState[state="failed"] {{ color: {t.danger}; }}
     QGroupBox {{ border: 1px solid {t.border}; border-radius: {RADIUS_M}px; margin-top: 14px; padding: {m}px; }}
     QGroupBox::title {{ subcontrol-origin: margin; left: {m}px; padding: 0 4px; font-weight: bold; }}
     QProgressBar {{ border: 1px solid {t.border}; border-radius: 4px; background: {t.window}; height: 8px;
@@ -166,6 +183,11 @@ def stylesheet(t: Tokens) -> str:
     QTabBar::tab:selected {{ color: {t.text}; border-bottom: 2px solid {t.accent}; }}
     QTabWidget::pane {{ border: none; }}
     """
+
+
+def _arrow(t: Tokens) -> str:
+    path = assets_dir() / "icons" / f"combo-arrow-{'dark' if t.dark else 'light'}.svg"
+    return path.as_posix()
 
 
 def apply_theme(app: QApplication, theme: str = "system") -> Tokens:
