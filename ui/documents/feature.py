@@ -2,8 +2,9 @@
 per-file progress and errors, attachment chips, citation previews, and the
 hook that puts the documents into each chat turn.
 
-``install_documents(win)`` wires it all onto a MainWindow without the window
-knowing about documents; the work itself runs in ui/documents/jobs.py.
+``DocumentsFeature(win)`` wires it all onto a MainWindow (build_window in
+ui/shell/app.py makes one, calls ``start`` and connects the window's
+``files_dropped`` to ``attach_files``); the work itself runs in ui/documents/jobs.py.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QMimeData, QObject, QTimer, Signal
+from PySide6.QtCore import QEvent, QMimeData, QObject, Signal
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication
 
@@ -29,12 +30,14 @@ from ui.documents.preview import CitationPreview
 from ui.documents.turn import DocumentTurns
 from ui.documents.widgets import AttachmentsBar, DropOverlay, phase_text
 
+if TYPE_CHECKING:
+    from ui.shell.main_window import MainWindow
+
 log = logging.getLogger(__name__)
 
 DROP_TEXT = "Drop to add to this chat"
 DROP_MODEL_TEXT = "Drop to open this model"
 NOTICE_MS = 15000
-SYNC_POLL_MS = 300
 
 
 class DocumentsFeature(QObject):
@@ -44,7 +47,7 @@ class DocumentsFeature(QObject):
     ingest_progress = Signal(object)  # IngestTask (its fraction and phase were updated)
     ingest_finished = Signal(object, object)  # IngestTask, its last event
 
-    def __init__(self, win: Any) -> None:
+    def __init__(self, win: MainWindow) -> None:
         super().__init__(win)
         self.win = win
         # With an embedding GGUF installed, passages also get vectors (hybrid ranking);
@@ -63,7 +66,6 @@ class DocumentsFeature(QObject):
         self._shown: int | None = None
         self._synced = False
         self._closed = False
-        self._sync_timer: QTimer | None = None
 
         self.bar = AttachmentsBar()
         lay = win.chat_page.layout()
@@ -90,17 +92,7 @@ class DocumentsFeature(QObject):
         win.sidebar.delete_requested.connect(lambda _cid: self.sync())
         win.action_new.triggered.connect(self.sync)
         win.controller.reply_started.connect(lambda _cid, _mid: self.sync())
-        changed = getattr(win, "conversation_changed", None)
-        if changed is not None:
-            changed.connect(lambda _cid: self.sync())
-        else:
-            # MainWindow has no conversation-changed signal yet and some of its paths
-            # (open_conversation called directly, new_chat after a delete) emit nothing;
-            # comparing one attribute a few times a second catches them all.
-            self._sync_timer = QTimer(self)
-            self._sync_timer.setInterval(SYNC_POLL_MS)
-            self._sync_timer.timeout.connect(self.sync)
-            self._sync_timer.start()
+        win.conversation_changed.connect(lambda _cid: self.sync())
         win.installEventFilter(self)
         self._composer_viewport = win.composer.edit.viewport()
         self._composer_viewport.installEventFilter(self)
@@ -128,7 +120,7 @@ class DocumentsFeature(QObject):
         if not given or self._closed:
             return
         created = self.win.conversation_id is None
-        conv = self.win._ensure_conversation()  # noqa: SLF001 - the window's own way to start a chat
+        conv = self.win.ensure_conversation()
         if created:
             self.win.sidebar.refresh()
             self.win.sidebar.select(conv, emit=False)
@@ -372,8 +364,6 @@ class DocumentsFeature(QObject):
         if self._closed:
             return
         self._closed = True
-        if self._sync_timer is not None:
-            self._sync_timer.stop()
         self.overlay.hide()
         self.passwords.close()
         self.chooser.close()
@@ -386,17 +376,3 @@ class DocumentsFeature(QObject):
 
 def _local_files(mime: QMimeData) -> list[str]:
     return [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
-
-
-def install_documents(win: Any) -> DocumentsFeature:
-    """Give a MainWindow its document chat: drop and attach, chips, progress, citations.
-
-    Sets ``win.attach_files`` (MainWindow.dropEvent calls it for non-model files),
-    ``win.documents`` (the feature), and the controller's ``extra_context_factory``
-    (a DocumentTurns, ``win.documents.turns``).
-    """
-    feature = DocumentsFeature(win)
-    win.documents = feature
-    win.attach_files = feature.attach_files
-    feature.start()
-    return feature

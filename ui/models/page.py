@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QCheckBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget,
@@ -39,7 +39,7 @@ from ui.widgets.inputs import guard_wheel
 from ui.models.widgets import FIT_PENDING, UNKNOWN, Fit, plan_fit, set_error_style
 
 if TYPE_CHECKING:
-    from ui.shell.main_window import MainWindow
+    from app.context import AppContext
 
 log = logging.getLogger(__name__)
 
@@ -55,30 +55,18 @@ class ScanResult:
     specs: dict[str, ModelSpec]  # installed model name -> its shape (for the fit badge)
 
 
-class _CloseWatcher(QObject):
-    """Shuts the page's threads down when the window gets its close event."""
-
-    def __init__(self, page: ModelsPage) -> None:
-        super().__init__(page)
-        self._page = page
-
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
-        if event.type() == QEvent.Type.Close:
-            self._page.shutdown()
-        return False
-
-
 class ModelsPage(QWidget):
     """Tabs Installed / Catalog / Search, the download list, import by dialog or drag-and-drop."""
 
     scanned = Signal()  # the installed / partial / cache lists were refreshed
     fits_updated = Signal()  # the catalog and the fit badges were refreshed
     import_finished = Signal(object, object, str)  # the file, InstalledModel or None, what happened
+    status_message = Signal(str)  # a notice for the window's status bar
+    load_requested = Signal(str)  # a model's path: load it in the chat and go there
 
-    def __init__(self, win: MainWindow, tokens: TokenStore | None = None) -> None:
+    def __init__(self, ctx: AppContext, tokens: TokenStore | None = None) -> None:
         super().__init__()
-        self.win = win
-        self.ctx = win.ctx
+        self.ctx = ctx
         self.tokens = tokens
         self.setObjectName("modelsPage")
         self.setAcceptDrops(True)
@@ -160,7 +148,7 @@ class ModelsPage(QWidget):
         if text:
             if error:
                 log.warning("models page: %s", text)
-            self.win.statusBar().showMessage(text, 15000)
+            self.status_message.emit(text)
 
     @staticmethod
     def message(error: BaseException) -> str:
@@ -311,9 +299,8 @@ class ModelsPage(QWidget):
         return next((m for m in self.installed if m.catalog_id == entry.id or m.path.name == entry.filename), None)
 
     def load_path(self, path: str) -> None:
-        """Load a model in the chat and go there."""
-        self.win.open_model(path)
-        self.win.show_page(self.win.chat_page)
+        """Load a model in the chat and go there (whoever built the page connects ``load_requested``)."""
+        self.load_requested.emit(path)
 
     def _on_downloads_changed(self) -> None:
         # A finished download is a new model (or a part file gone): look again; the catalog's
@@ -382,27 +369,3 @@ class ModelsPage(QWidget):
         self.closing = True
         self.imports.cancel_all()
         self.worker.shutdown()
-
-
-def install_models_page(win: MainWindow) -> ModelsPage:
-    """Add the Models page (View › Models, Ctrl+2); it follows the Hardware page's detection and Settings."""
-    hub.configure_environment(win.ctx.settings.offline)  # before anything imports huggingface_hub
-    tokens = getattr(win, "token_store", None)
-    if not isinstance(tokens, TokenStore):
-        # Shared with the Settings page, so a token kept for this session only is used by downloads too.
-        tokens = TokenStore()
-        win.token_store = tokens  # type: ignore[attr-defined]
-    page = ModelsPage(win, tokens)
-    win.add_page("Models", page, "Ctrl+2")
-    win.models_page = page  # type: ignore[attr-defined]
-    hw_page = getattr(win, "hardware_page", None)
-    if hw_page is not None:
-        if hw_page.hardware is not None:
-            page.set_hardware(hw_page.hardware)
-        hw_page.hardware_detected.connect(page.set_hardware)
-    settings_page = getattr(win, "settings_page", None)
-    if settings_page is not None:
-        settings_page.saved.connect(page.on_settings_saved)
-    watcher = _CloseWatcher(page)
-    win.installEventFilter(watcher)
-    return page

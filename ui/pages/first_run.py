@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget,
+    QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QStackedWidget, QVBoxLayout, QWidget,
 )
 
 from app.errors import HearthError
@@ -24,14 +25,16 @@ from app.models import CatalogEntry
 from app.models.units import format_bytes
 from app.planner import DOES_NOT_FIT, FITS
 from ui.pages.hardware import hardware_rows
-from ui.models.page import ModelsPage, install_models_page
+from ui.models.page import ModelsPage
 from ui.models.widgets import FitBadge, muted_label, set_error_style
 from ui.widgets.forms import add_form_row, aligned_form
 from ui.widgets.inputs import guard_wheel
 from ui.widgets.page_layout import scrolled_page
 
 if TYPE_CHECKING:
-    from ui.shell.main_window import MainWindow
+    from app.context import AppContext
+    from app.settings import Settings
+    from ui.chat.controller import ChatController
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +52,13 @@ _HW_ROWS = ("CPU", "Cores", "Memory (RAM)", "GPU")
 class WelcomePage(QWidget):
     """The welcome flow, as a page of the main window."""
 
-    def __init__(self, win: MainWindow, models: ModelsPage) -> None:
+    def __init__(self, ctx: AppContext, controller: ChatController, models: ModelsPage, *,
+                 show_page: Callable[[QWidget], None], chat_page: QWidget) -> None:
         super().__init__()
-        self.win = win
+        self.ctx = ctx
         self.models = models
+        self.show_page = show_page
+        self.chat_page = chat_page
         self.setObjectName("welcomePage")
         self.recommended: CatalogEntry | None = None
         self.alternative: CatalogEntry | None = None  # a smaller chat model, when the recommended one is too large
@@ -62,8 +68,8 @@ class WelcomePage(QWidget):
         guard_wheel(self)
         models.fits_updated.connect(self._render)
         models.import_finished.connect(self._on_models_import_finished)
-        win.controller.model_loading.connect(self._on_controller_model_loading)
-        win.controller.model_loaded.connect(self._on_controller_model_loaded)
+        controller.model_loading.connect(self._on_controller_model_loading)
+        controller.model_loaded.connect(self._on_controller_model_loaded)
         self._render()
 
     # ---- layout ----------------------------------------------------------
@@ -225,33 +231,42 @@ class WelcomePage(QWidget):
         self.finish(None)  # the Models page has sent it to the chat to load
 
     def skip(self) -> None:
-        self.finish(self.win.chat_page)
+        self.finish(self.chat_page)
 
     def finish(self, show: QWidget | None) -> None:
         """Never show the welcome again; go to ``show`` (None: leave the current page as it is)."""
         if self._finished:
             return
         self._finished = True
-        self.win.ctx.settings.first_run_done = True
+        self.ctx.settings.first_run_done = True
         try:
-            self.win.ctx.save_settings()
+            self.ctx.save_settings()
         except HearthError as exc:
             log.warning("could not save that the welcome was done: %s", exc)
         if show is not None:
-            self.win.show_page(show)
-        elif self.win.pages.currentWidget() is self:
-            self.win.show_page(self.win.chat_page)
-        self.win.pages.removeWidget(self)
-        if getattr(self.win, "first_run", None) is self:
-            self.win.first_run = None  # type: ignore[attr-defined]
+            self.show_page(show)
+        elif self._is_current():
+            self.show_page(self.chat_page)
+        stack = self._stack()
+        if stack is not None:
+            stack.removeWidget(self)
         self.hide()
         self.deleteLater()
+
+    def _stack(self) -> QStackedWidget | None:
+        """The window's page stack this page was added to."""
+        parent = self.parentWidget()
+        return parent if isinstance(parent, QStackedWidget) else None
+
+    def _is_current(self) -> bool:
+        stack = self._stack()
+        return stack is not None and stack.currentWidget() is self
 
     # ---- a model opened some other way -------------------------------------
 
     def _on_controller_model_loading(self, _path: str, _frac: float) -> None:
-        if not self._finished and self.win.pages.currentWidget() is self:
-            self.win.show_page(self.win.chat_page)  # e.g. a .gguf dropped on the window
+        if not self._finished and self._is_current():
+            self.show_page(self.chat_page)  # e.g. a .gguf dropped on the window
 
     def _on_controller_model_loaded(self, _info: dict) -> None:
         self.finish(None)
@@ -261,15 +276,6 @@ def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def maybe_show_first_run(win: MainWindow) -> WelcomePage | None:
-    """Show the welcome page unless it was done before or ``HEARTH_NO_FIRST_RUN`` is set (benchmarks)."""
-    if os.environ.get(NO_FIRST_RUN_ENV, "") not in ("", "0") or win.ctx.settings.first_run_done:
-        return None
-    models = getattr(win, "models_page", None)
-    if not isinstance(models, ModelsPage):
-        models = install_models_page(win)
-    page = WelcomePage(win, models)
-    win.pages.addWidget(page)
-    win.show_page(page)
-    win.first_run = page  # type: ignore[attr-defined]
-    return page
+def wants_first_run(settings: Settings) -> bool:
+    """Whether to show the welcome: not done before and ``HEARTH_NO_FIRST_RUN`` not set (benchmarks)."""
+    return os.environ.get(NO_FIRST_RUN_ENV, "") in ("", "0") and not settings.first_run_done

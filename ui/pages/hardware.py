@@ -1,9 +1,10 @@
 """The Hardware page: what Hearth detected, how the current model was placed, and the state cache.
 
 Detection (a llama.cpp subprocess probe) and the engine's stats (a blocking pipe
-call to the worker) both run on short-lived Python threads; results come back
-to the GUI thread as queued Qt signals, and the page joins its threads when the
-window closes.
+call to the worker) both run as JobRunner jobs (ui/widgets/jobs.py); results come
+back on the GUI thread, and ``shutdown`` (wired to the window's close) joins them.
+The page takes the context and the chat controller; what it finds goes out as
+signals (``hardware_detected``, ``stats_updated``) that build_window connects.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget,
 )
 
 from app.errors import HearthError
 from app.hardware import HardwareInfo, detect_hardware
-from app.models.units import format_bytes, format_bytes_or
+from app.models.units import format_bytes_or
 from app.planner import DOES_NOT_FIT, FITS, FITS_SLOWER
 from ui.widgets.forms import add_form_row, aligned_form
 from ui.widgets.inputs import guard_wheel
@@ -28,7 +29,8 @@ from ui.widgets.labels import hint_label, page_title, verdict_colour
 from ui.widgets.page_layout import scrolled_page
 
 if TYPE_CHECKING:
-    from ui.shell.main_window import MainWindow
+    from app.context import AppContext
+    from ui.chat.controller import ChatController
 
 log = logging.getLogger(__name__)
 
@@ -157,28 +159,16 @@ def cache_line(stats: dict[str, Any]) -> str:
             f"conversations kept, {_gb(int(stats.get('states_bytes') or 0))} of {_gb(budget)}")
 
 
-class _CloseWatcher(QObject):
-    """Calls back when the watched window gets its close event (before its closeEvent runs)."""
-
-    def __init__(self, on_close: Callable[[], None], parent: QObject) -> None:
-        super().__init__(parent)
-        self._on_close = on_close
-
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
-        if event.type() == QEvent.Type.Close:
-            self._on_close()
-        return False
-
-
 class HardwarePage(QWidget):
     """What this computer offers, the current model's plan, and the state cache."""
 
     hardware_detected = Signal(object)  # HardwareInfo
     stats_updated = Signal(dict)  # EngineClient.stats()
 
-    def __init__(self, win: MainWindow) -> None:
+    def __init__(self, ctx: AppContext, controller: ChatController) -> None:
         super().__init__()
-        self.win = win
+        self.ctx = ctx
+        self.controller = controller
         self.setObjectName("hardwarePage")
         self.hardware: HardwareInfo | None = None
         self.stats: dict[str, Any] | None = None
@@ -187,11 +177,10 @@ class HardwarePage(QWidget):
         self._stats_running = False
         self._stats_again = False
         self._closing = False
-        self._close_watcher: _CloseWatcher | None = None
         self.jobs = JobRunner(self, tick_ms=JOB_TICK_MS, name="hardware")
         self._build()
         guard_wheel(self)
-        c = win.controller
+        c = controller
         c.model_loaded.connect(self._on_controller_model_loaded)
         c.model_unloaded.connect(self._on_controller_model_unloaded)
         c.busy_changed.connect(self._on_controller_busy_changed)
@@ -282,7 +271,7 @@ class HardwarePage(QWidget):
         gen = self._detect_gen
         self.refresh_button.setEnabled(False)
         self.detect_status.setText("Detecting…")
-        models_dir = self.win.ctx.models_dir
+        models_dir = self.ctx.models_dir
         self._spawn("detect", gen, lambda: detect_hardware(models_dir))
 
     def _show_hardware(self, hw: HardwareInfo) -> None:
@@ -300,8 +289,8 @@ class HardwarePage(QWidget):
     # ---- model plan ------------------------------------------------------
 
     def _show_plan(self) -> None:
-        choice = self.win.controller.load_choice
-        loaded = self.win.controller.loaded
+        choice = self.controller.load_choice
+        loaded = self.controller.loaded
         if not loaded or choice is None:
             self.verdict_badge.setVisible(False)
             self.plan_title.setText(NO_MODEL_PLAN)
@@ -317,7 +306,7 @@ class HardwarePage(QWidget):
             f"QLabel#verdictBadge {{ background: {colour}; color: white; border-radius: 9px; padding: 2px 10px; }}")
         self.verdict_badge.setToolTip(choice.explanation)
         self.verdict_badge.setVisible(True)
-        info = self.win.controller.model_info or {}
+        info = self.controller.model_info or {}
         name = plan.get("model") or info.get("name") or "the model"
         self.plan_title.setText(f"<b>{_html(str(name))}</b>")
         rss = (self.stats or {}).get("rss_bytes") or info.get("rss_bytes")
@@ -333,7 +322,7 @@ class HardwarePage(QWidget):
 
     def refresh_stats(self) -> None:
         """Ask the worker for memory and cache numbers, in the background (never while generating)."""
-        c = self.win.controller
+        c = self.controller
         if self._closing or not c.loaded or c.generating:
             return
         if self._stats_running:
@@ -348,9 +337,6 @@ class HardwarePage(QWidget):
         self.stats = stats
         self.cache_label.setText(cache_line(stats))
         self._show_plan()
-        rss = stats.get("rss_bytes")
-        if rss:
-            self.win.status_memory.setText(f"Model memory: {format_bytes(rss)}")
         self.stats_updated.emit(dict(stats))
 
     # ---- threads ---------------------------------------------------------
@@ -376,7 +362,7 @@ class HardwarePage(QWidget):
             self.hardware_detected.emit(result)
         elif kind == "stats":
             self._stats_running = False
-            if not self.win.controller.loaded:
+            if not self.controller.loaded:
                 self.cache_label.setText("No model is loaded.")  # unloaded while the call was out
             elif error is not None:
                 # The worker may have gone away (unload, crash): say so instead of keeping old numbers.
@@ -394,10 +380,10 @@ class HardwarePage(QWidget):
         for job in self.jobs.jobs:
             if job.thread is not None:
                 job.thread.join(0.5)
-            if job.running and self.win.controller.generating:
+            if job.running and self.controller.generating:
                 # A stats call waits for the engine behind a reply: stop the reply (the window
                 # is closing and would stop it next anyway) so the call can finish.
-                self.win.controller.stop()
+                self.controller.stop()
         self.jobs.shutdown(timeout)
 
     # ---- controller ------------------------------------------------------
@@ -419,16 +405,3 @@ class HardwarePage(QWidget):
 
 def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def install_hardware_page(win: MainWindow) -> HardwarePage:
-    """Add the Hardware page (View › Hardware, Ctrl+3) and start detecting in the background."""
-    page = HardwarePage(win)
-    win.add_page("Hardware", page, "Ctrl+3")
-    win.hardware_page = page  # type: ignore[attr-defined]
-    # A model load reuses this page's detection instead of probing the machine again.
-    win.controller.hardware_provider = lambda: page.hardware
-    page._close_watcher = _CloseWatcher(page.shutdown, win)
-    win.installEventFilter(page._close_watcher)
-    page.refresh()
-    return page

@@ -33,7 +33,8 @@ from ui.widgets.theme import apply_theme
 from ui.widgets.page_layout import scrolled_page
 
 if TYPE_CHECKING:
-    from ui.shell.main_window import MainWindow
+    from app.context import AppContext
+    from ui.chat.controller import ChatController
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +114,14 @@ class SettingsPage(QWidget):
 
     saved = Signal(list)  # names of the Settings fields that changed
 
-    def __init__(self, win: MainWindow, tokens: TokenStore | None = None) -> None:
+    def __init__(self, ctx: AppContext, controller: ChatController, tokens: TokenStore, *,
+                 show_error: Callable[[str], None], reload_model: Callable[[], None]) -> None:
         super().__init__()
-        self.win = win
-        self.ctx = win.ctx
-        self.tokens = tokens or TokenStore()
+        self.ctx = ctx
+        self.controller = controller
+        self.tokens = tokens
+        self.show_error = show_error
+        self.reload_model = reload_model
         self.setObjectName("settingsPage")
         self.errors: dict[str, QLabel] = {}
         self.fields: dict[str, QWidget] = {}
@@ -128,7 +132,7 @@ class SettingsPage(QWidget):
         self._build()
         guard_wheel(self)  # the wheel scrolls the page, never a combo box it passes over
         self.load_from_settings()
-        win.controller.model_loaded.connect(lambda _info: self.reload_banner.setVisible(False))
+        controller.model_loaded.connect(lambda _info: self.reload_banner.setVisible(False))
         QShortcut(QKeySequence.StandardKey.Save, self, self.save,
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
 
@@ -387,12 +391,10 @@ class SettingsPage(QWidget):
 
     def _save_now(self, name: str, value: Any) -> None:
         setattr(self.ctx.settings, name, value)
-        if name == "offline":
-            update_offline_label(self.win)
         try:
             self.ctx.save_settings()
         except HearthError as exc:
-            self.win.show_error(str(exc))
+            self.show_error(str(exc))
         self.saved.emit([name])
 
     # ---- token -----------------------------------------------------------
@@ -566,7 +568,7 @@ class SettingsPage(QWidget):
         return True
 
     def _note_reload(self, changed: list[str]) -> None:
-        if not changed or not self.win.controller.loaded:
+        if not changed or not self.controller.loaded:
             return
         names = [RELOAD_FIELDS[k] for k in changed]
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
@@ -576,7 +578,7 @@ class SettingsPage(QWidget):
 
     def _on_reload_clicked(self) -> None:
         self.reload_banner.setVisible(False)
-        self.win.reload_model()
+        self.reload_model()
 
     def _choose_models_dir(self) -> None:
         start = self.models_dir.text().strip() or str(self.ctx.models_dir)
@@ -605,30 +607,8 @@ def _hbox(*widgets: QWidget) -> QWidget:
     return w
 
 
-def update_offline_label(win: MainWindow) -> None:
+def update_offline_label(label: QLabel, on: bool) -> None:
     """The status bar's shield follows the setting."""
-    on = win.ctx.settings.offline
-    win.status_offline.setText(OFFLINE_LABEL if on else "")
-    win.status_offline.setToolTip("Offline mode is on: Hearth makes no network connection." if on else "")
-    win.status_offline.setAccessibleName("Offline mode on" if on else "")
-
-
-def install_settings_page(win: MainWindow) -> SettingsPage:
-    """Add the Settings page (View › Settings, Ctrl+,)."""
-    tokens = getattr(win, "token_store", None)
-    if not isinstance(tokens, TokenStore):
-        # One store per window: a token kept "for this session only" must be seen by downloads too.
-        tokens = TokenStore()
-        win.token_store = tokens  # type: ignore[attr-defined]
-    page = SettingsPage(win, tokens)
-    win.add_page("Settings", page, "Ctrl+,")
-    win.settings_page = page  # type: ignore[attr-defined]
-
-    def on_saved(changed: list[str]) -> None:
-        hw = getattr(win, "hardware_page", None)
-        if "models_dir" in changed and hw is not None:
-            hw.refresh()  # free disk space is measured in the models folder
-
-    page.saved.connect(on_saved)
-    update_offline_label(win)
-    return page
+    label.setText(OFFLINE_LABEL if on else "")
+    label.setToolTip("Offline mode is on: Hearth makes no network connection." if on else "")
+    label.setAccessibleName("Offline mode on" if on else "")

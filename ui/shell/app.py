@@ -1,4 +1,11 @@
-"""Start-up of the desktop app: QApplication, theme, context, main window."""
+"""Start-up of the desktop app: QApplication, theme, context, main window.
+
+``build_window`` is where the pages are made and wired: each page takes what it
+needs in its constructor (the context, the chat controller, a token store, a
+callable or two) and tells the others what happened through signals connected
+here, so a page's imports say what it depends on and no page looks another up
+on the window.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +22,19 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.context import AppContext, setup_logging
 from app.errors import HearthError
+from app.models import TokenStore, hub
+from app.models.units import format_bytes
+from ui.chat.model_picker import PickerEntry
+from ui.documents.feature import DocumentsFeature
+from ui.models.page import ModelsPage
+from ui.models.widgets import fit_tooltip
+from ui.pages.first_run import WelcomePage, wants_first_run
+from ui.pages.hardware import VERDICT_BADGES, HardwarePage
+from ui.pages.settings import SettingsPage, update_offline_label
 from ui.shell.crash import install_excepthook
-from ui.documents.feature import install_documents
-from ui.pages.first_run import maybe_show_first_run
-from ui.pages.hardware import install_hardware_page
 from ui.shell.main_window import MainWindow
-from ui.models.page import install_models_page
-from ui.pages.settings import install_settings_page
 from ui.shell.single_instance import InstanceServer, ask_running_instance
+from ui.widgets.labels import verdict_colour
 from ui.widgets.theme import apply_theme
 
 log = logging.getLogger(__name__)
@@ -41,14 +53,131 @@ def create_app(argv: list[str] | None = None) -> QApplication:
 
 
 def build_window(ctx: AppContext, *, initial_model: str | None = None) -> MainWindow:
-    """The main window with every page the build has."""
+    """The main window with every page the build has, wired to each other."""
     win = MainWindow(ctx, initial_model=initial_model)
-    install_documents(win)
-    install_hardware_page(win)
-    install_settings_page(win)
-    install_models_page(win)
-    maybe_show_first_run(win)
+    # One token store: a token kept "for this session only" in Settings is used by downloads too.
+    tokens = TokenStore()
+    add_documents(win)
+    hardware = add_hardware_page(win)
+    settings = add_settings_page(win, tokens)
+    models = add_models_page(win, tokens)
+    connect_pages(hardware=hardware, settings=settings, models=models)
+    add_first_run(win, models)
     return win
+
+
+# ---- the pages, each added to the window ---------------------------------------
+
+
+def add_documents(win: MainWindow) -> DocumentsFeature:
+    """Document chat: drop and attach, chips, progress, citations, and the turn hook."""
+    feature = DocumentsFeature(win)
+    win.documents = feature
+    win.files_dropped.connect(feature.attach_files)  # non-model files dropped on the window
+    feature.start()
+    return feature
+
+
+def add_hardware_page(win: MainWindow) -> HardwarePage:
+    """The Hardware page (View › Hardware, Ctrl+3); it starts detecting in the background."""
+    page = HardwarePage(win.ctx, win.controller)
+    win.add_page("Hardware", page, "Ctrl+3")
+    win.hardware_page = page
+    # A model load reuses this page's detection instead of probing the machine again.
+    win.controller.hardware_provider = lambda: page.hardware
+    page.stats_updated.connect(lambda stats: _show_model_memory(win, stats))
+    win.closing.connect(page.shutdown)  # before the engine goes: a stats call may be waiting on it
+    page.refresh()
+    return page
+
+
+def add_settings_page(win: MainWindow, tokens: TokenStore) -> SettingsPage:
+    """The Settings page (View › Settings, Ctrl+,); the status bar's Offline shield follows it."""
+    page = SettingsPage(win.ctx, win.controller, tokens, show_error=win.show_error,
+                        reload_model=win.reload_model)
+    win.add_page("Settings", page, "Ctrl+,")
+    win.settings_page = page
+
+    def on_saved(changed: list[str]) -> None:
+        if "offline" in changed:
+            update_offline_label(win.status_offline, win.ctx.settings.offline)
+
+    page.saved.connect(on_saved)
+    update_offline_label(win.status_offline, win.ctx.settings.offline)
+    return page
+
+
+def add_models_page(win: MainWindow, tokens: TokenStore | None) -> ModelsPage:
+    """The Models page (View › Models, Ctrl+2); the header's model picker lists what it finds."""
+    hub.configure_environment(win.ctx.settings.offline)  # before anything imports huggingface_hub
+    page = ModelsPage(win.ctx, tokens)
+    win.add_page("Models", page, "Ctrl+2")
+    win.models_page = page
+    page.status_message.connect(lambda text: win.statusBar().showMessage(text, 15000))
+    page.load_requested.connect(lambda path: _open_in_chat(win, path))
+    win.closing.connect(page.shutdown)  # downloads pause (their part files stay), threads are joined
+
+    def update_picker() -> None:
+        win.set_model_entries(model_picker_entries(page))
+
+    page.scanned.connect(update_picker)
+    page.fits_updated.connect(update_picker)
+    return page
+
+
+def connect_pages(*, hardware: HardwarePage | None = None, settings: SettingsPage | None = None,
+                  models: ModelsPage | None = None) -> None:
+    """What the pages tell each other: detection to the fit badges, saved settings to both."""
+    if hardware is not None and models is not None:
+        if hardware.hardware is not None:
+            models.set_hardware(hardware.hardware)
+        hardware.hardware_detected.connect(models.set_hardware)
+    if settings is not None and models is not None:
+        settings.saved.connect(models.on_settings_saved)
+    if settings is not None and hardware is not None:
+        def on_saved(changed: list[str]) -> None:
+            if "models_dir" in changed:
+                hardware.refresh()  # free disk space is measured in the models folder
+
+        settings.saved.connect(on_saved)
+
+
+def add_first_run(win: MainWindow, models: ModelsPage) -> WelcomePage | None:
+    """The welcome page, shown first, unless it was done before (or HEARTH_NO_FIRST_RUN is set)."""
+    if not wants_first_run(win.ctx.settings):
+        return None
+    page = WelcomePage(win.ctx, win.controller, models, show_page=win.show_page, chat_page=win.chat_page)
+    win.pages.addWidget(page)
+    win.show_page(page)
+    return page
+
+
+# ---- helpers ---------------------------------------------------------------------
+
+
+def model_picker_entries(models: ModelsPage) -> list[PickerEntry]:
+    """The header picker's entries: every installed model with its fit on this computer."""
+    grey = PickerEntry("", "").colour
+    entries: list[PickerEntry] = []
+    for m in models.installed:
+        fit = models.fits.get(f"installed:{m.name}") if models.hardware is not None else None
+        badge, colour = VERDICT_BADGES.get(fit.verdict, ("", grey)) if fit is not None else ("", grey)
+        entries.append(PickerEntry(
+            str(m.path), m.title or m.name, f"{format_bytes(m.size_bytes)} · installed", badge,
+            verdict_colour(fit.verdict, colour) if fit is not None and badge else colour,
+            fit_tooltip(fit) if fit is not None else ""))
+    return entries
+
+
+def _open_in_chat(win: MainWindow, path: str) -> None:
+    win.open_model(path)
+    win.show_page(win.chat_page)
+
+
+def _show_model_memory(win: MainWindow, stats: dict) -> None:
+    rss = stats.get("rss_bytes")
+    if rss:
+        win.status_memory.setText(f"Model memory: {format_bytes(rss)}")
 
 
 def run_gui(args: argparse.Namespace) -> int:

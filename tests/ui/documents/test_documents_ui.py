@@ -18,8 +18,8 @@ from tests.support.pdfgen import PdfPage, write_pdf
 from app.harmony.tools import default_registry
 from tests.app.documents.helpers import RC4Encryption
 from tests.ui.dnd import drop_files
-from ui.shell.app import build_window
-from ui.documents.feature import DROP_TEXT, DocumentsFeature, install_documents
+from ui.shell.app import add_documents, build_window
+from ui.documents.feature import DROP_TEXT, DocumentsFeature
 from ui.shell.main_window import MainWindow
 from tests.ui.helpers import send, use_script
 
@@ -35,7 +35,7 @@ def open_window(qtbot, data_dir: Path) -> tuple[MainWindow, AppContext]:
     # The chat window with only the documents installed: other pages are not under test here.
     ctx = AppContext.create(data_dir)
     win = MainWindow(ctx)
-    install_documents(win)
+    add_documents(win)
     qtbot.addWidget(win)
     win.show()
     return win, ctx
@@ -50,7 +50,8 @@ def window(qtbot, data_dir: Path):
 
 
 def docs(win: MainWindow) -> DocumentsFeature:
-    return win.documents  # type: ignore[attr-defined]
+    assert win.documents is not None
+    return win.documents
 
 
 def chip_names(win: MainWindow) -> list[str]:
@@ -74,7 +75,6 @@ def test_the_app_window_has_documents(qtbot, data_dir: Path) -> None:
     qtbot.addWidget(win)
     try:
         assert isinstance(docs(win), DocumentsFeature)
-        assert win.attach_files == docs(win).attach_files
         lay = win.chat_page.layout()
         assert lay.indexOf(docs(win).bar) == lay.indexOf(win.composer) - 1, "the bar sits right above the composer"
         assert win.controller.extra_context_factory is docs(win).turns

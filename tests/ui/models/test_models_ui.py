@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QMessageBox, QPushButton
 
 from app.context import AppContext
 from app.hardware import builtin_profile
-from app.models import DownloadRequest, DownloadState, hub
+from app.models import DownloadRequest, DownloadState, TokenStore, hub
 from tests.support.fakehub import FakeHub
 from app.models.library import ModelLibrary
 from tests.app.models.conftest import FAST
@@ -28,9 +28,9 @@ from tests.ui.dnd import drop_files
 from ui.shell.main_window import MainWindow
 from ui.models import page as models_page
 from ui.models.browse import SEARCH_OFFLINE
-from ui.models.page import ModelsPage, install_models_page
+from ui.models.page import ModelsPage
 from ui.models.widgets import DownloadRow
-from ui.pages.settings import install_settings_page
+from ui.shell.app import add_models_page, add_settings_page, connect_pages
 
 REPO = "tester/tiny-gpt-oss-GGUF"
 FILE = "tiny-gpt-oss-MXFP4.gguf"
@@ -74,7 +74,7 @@ def ctx(tmp_path: Path, fakehub: FakeHub) -> Iterator[AppContext]:
 def open_models(qtbot, ctx: AppContext) -> tuple[MainWindow, ModelsPage]:
     win = MainWindow(ctx)
     qtbot.addWidget(win)
-    page = install_models_page(win)
+    page = add_models_page(win, TokenStore())
     page.retry_policy = FAST
     win.show()
     win.show_page(page)
@@ -487,12 +487,14 @@ def test_offline_search_says_it_needs_the_network_and_connects_nowhere(qtbot, ct
 def test_turning_offline_mode_on_in_settings_applies_to_the_page_at_once(qtbot, ctx) -> None:
     win = MainWindow(ctx)
     qtbot.addWidget(win)
-    settings = install_settings_page(win)
-    page = install_models_page(win)
+    tokens = TokenStore()
+    settings = add_settings_page(win, tokens)
+    page = add_models_page(win, tokens)
+    connect_pages(settings=settings, models=page)
     win.show()
     try:
         # one token store: a token kept for this session only in Settings is used by downloads too
-        assert page.tokens is win.token_store  # type: ignore[attr-defined]
+        assert page.tokens is settings.tokens
         tab = page.search_tab
         assert tab.search_button.isEnabled() and tab.status.text() != SEARCH_OFFLINE
         settings.offline.setChecked(True)

@@ -22,11 +22,10 @@ from tests.keyrings import MemoryKeyring
 from tests.gguf_models import write_tiny_gptoss
 from ui.pages import first_run
 from ui.pages import hardware as hardware_page
-from ui.shell.app import build_window
-from ui.pages.first_run import NO_FIRST_RUN_ENV, OFFLINE_NOTE, WelcomePage, maybe_show_first_run
-from ui.pages.hardware import install_hardware_page
+from ui.shell.app import add_first_run, add_hardware_page, add_models_page, build_window, connect_pages
+from ui.pages.first_run import NO_FIRST_RUN_ENV, OFFLINE_NOTE, WelcomePage
 from ui.shell.main_window import MainWindow
-from ui.models.page import ModelsPage, install_models_page
+from ui.models.page import ModelsPage
 
 
 @pytest.fixture(autouse=True)
@@ -72,15 +71,18 @@ def ctx(tmp_path: Path) -> Iterator[AppContext]:
 def open_window(qtbot, ctx: AppContext) -> tuple[MainWindow, WelcomePage | None]:
     win = MainWindow(ctx)
     qtbot.addWidget(win)
-    install_hardware_page(win)
-    install_models_page(win).retry_policy = FAST
-    welcome = maybe_show_first_run(win)
+    hardware = add_hardware_page(win)
+    models = add_models_page(win, None)
+    models.retry_policy = FAST
+    connect_pages(hardware=hardware, models=models)
+    welcome = add_first_run(win, models)
     win.show()
     return win, welcome
 
 
 def models(win: MainWindow) -> ModelsPage:
-    return win.models_page  # type: ignore[attr-defined]
+    assert win.models_page is not None
+    return win.models_page
 
 
 def wait_ready(qtbot, win: MainWindow, welcome: WelcomePage) -> None:
@@ -254,8 +256,7 @@ def test_the_app_window_has_the_models_page_and_the_welcome(qtbot, ctx, machine)
     try:
         assert isinstance(models(win), ModelsPage)
         assert any(a.text() == "Models" for a in win.view_menu.actions())
-        assert isinstance(win.first_run, WelcomePage)  # type: ignore[attr-defined]
-        assert win.pages.currentWidget() is win.first_run  # type: ignore[attr-defined]
+        assert isinstance(win.pages.currentWidget(), WelcomePage)
         qtbot.waitUntil(lambda: models(win).hardware is not None, timeout=10000)
     finally:
         win.close()

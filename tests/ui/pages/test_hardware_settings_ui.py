@@ -22,12 +22,13 @@ from PySide6.QtWidgets import (
 
 from app.context import AppContext
 from app.hardware import HardwareInfo, builtin_profile
-from app.models.token import NO_KEYRING
+from app.models.token import NO_KEYRING, TokenStore
 from app.models.units import format_bytes
 from ui.pages import hardware as hardware_page
-from ui.pages.hardware import HardwarePage, install_hardware_page
+from ui.pages.hardware import HardwarePage
 from ui.shell.main_window import MainWindow
-from ui.pages.settings import OFFLINE_LABEL, PRIVACY_STATEMENT, SettingsPage, install_settings_page
+from ui.pages.settings import OFFLINE_LABEL, PRIVACY_STATEMENT, SettingsPage
+from ui.shell.app import add_hardware_page, add_settings_page, connect_pages
 from tests.keyrings import MemoryKeyring
 from tests.ui.helpers import send
 
@@ -59,19 +60,20 @@ def window(qtbot, ctx: AppContext, profile: Machines) -> Iterator[MainWindow]:
         profile.append(builtin_profile("cpu-16gb"))
     win = MainWindow(ctx)
     qtbot.addWidget(win)
-    install_hardware_page(win)
-    install_settings_page(win)
+    connect_pages(hardware=add_hardware_page(win), settings=add_settings_page(win, TokenStore()))
     win.show()
     yield win
     win.close()
 
 
 def hw_page(win: MainWindow) -> HardwarePage:
-    return win.hardware_page  # type: ignore[attr-defined]
+    assert win.hardware_page is not None
+    return win.hardware_page
 
 
 def settings_page(win: MainWindow) -> SettingsPage:
-    return win.settings_page  # type: ignore[attr-defined]
+    assert win.settings_page is not None
+    return win.settings_page
 
 
 def form_text(form: QFormLayout) -> dict[str, str]:
@@ -99,7 +101,7 @@ def test_hardware_page_shows_the_gpu_and_says_why_something_is_unknown(qtbot, ct
     win = MainWindow(ctx)
     qtbot.addWidget(win)
     t0 = time.perf_counter()
-    page = install_hardware_page(win)
+    page = add_hardware_page(win)
     assert time.perf_counter() - t0 < 0.5, "detection must not run on the GUI thread"
     win.show()
     view_action(win, "Hardware").trigger()
@@ -144,12 +146,12 @@ def test_closing_the_window_joins_a_detection_still_running(qtbot, ctx, monkeypa
     monkeypatch.setattr(hardware_page, "detect_hardware", slow_detect)
     win = MainWindow(ctx)
     qtbot.addWidget(win)
-    page = install_hardware_page(win)
+    page = add_hardware_page(win)
     win.show()
     assert started.wait(5)
     assert page.detect_status.text() == "Detecting…" and not page.refresh_button.isEnabled()
     win.close()
-    assert not any(t.name.startswith("hearth-hw-") for t in threading.enumerate())
+    assert not any(t.name.startswith("hearth-hardware-") for t in threading.enumerate())
 
 
 def test_model_plan_and_state_cache_follow_the_real_engine(qtbot, window: MainWindow, gemma_path: Path) -> None:
@@ -319,7 +321,7 @@ def test_token_goes_to_the_keyring_never_to_settings(qtbot, window: MainWindow, 
     assert sp.save()
     assert list(memory_keyring.store.values()) == ["hf_secret_abc123"]
     assert sp.token.text() == "" and "saved in the system keyring" in sp.token_status.text()
-    assert window.token_store.get() == "hf_secret_abc123"  # type: ignore[attr-defined]
+    assert sp.tokens.get() == "hf_secret_abc123"
     settings_json = window.ctx.paths.settings_path.read_text(encoding="utf-8")
     assert "hf_secret" not in settings_json and json.loads(settings_json)
     assert not any("hf_secret" in p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file())
@@ -343,7 +345,7 @@ def test_without_a_keyring_the_token_is_kept_for_this_session_only(qtbot, window
     assert sp.token.text() == "hf_session_only_tok"
     sp.session_only.setChecked(True)
     assert sp.save()
-    assert window.token_store.get() == "hf_session_only_tok"  # type: ignore[attr-defined]
+    assert sp.tokens.get() == "hf_session_only_tok"
     assert "this session only" in sp.token_status.text()
     assert not any("hf_session_only" in p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file())
 

@@ -13,7 +13,9 @@ from PySide6.QtWidgets import QApplication, QFormLayout, QWidget
 from app import settings as app_settings
 from app.context import AppContext
 from ui.pages import settings as settings_module
-from ui.pages.settings import SettingsPage, install_settings_page
+from app.models import TokenStore
+from ui.pages.settings import SettingsPage
+from ui.shell.app import add_settings_page
 from ui.shell.main_window import MainWindow
 from ui.widgets.theme import LABEL_WIDTH
 
@@ -22,7 +24,7 @@ from ui.widgets.theme import LABEL_WIDTH
 def page(qtbot, ctx: AppContext) -> Iterator[SettingsPage]:
     win = MainWindow(ctx)
     qtbot.addWidget(win)
-    p = install_settings_page(win)
+    p = add_settings_page(win, TokenStore())
     win.resize(900, 420)  # short: the page has to scroll
     win.show()
     win.show_page(p)
