@@ -286,7 +286,7 @@ class MainWindow(QMainWindow):
                 return
 
     def _on_controller_model_loading(self, path: str, frac: float) -> None:
-        self.model_label.setText(f"Loading {Path(path).name}…")
+        self._set_state(f"Loading {Path(path).name}…")
         self.model_label.setToolTip(path)
         self.load_progress.setVisible(True)
         self.load_progress.setValue(int(frac * 100))
@@ -299,7 +299,7 @@ class MainWindow(QMainWindow):
         name = info.get("name") or Path(info.get("path", "")).name
         choice = self.controller.load_choice
         backend = "GPU" if info.get("gpu_offload") and (choice and choice.params.get("n_gpu_layers")) else "CPU"
-        self.model_label.setText(f"● loaded · {backend}")
+        self._set_state("● loaded · " + backend, "loaded")
         self.model_label.setToolTip(f"{name}\n{info.get('path', '')}")
         if info.get("path"):
             self.model_picker.set_current(str(info["path"]))
@@ -317,11 +317,19 @@ class MainWindow(QMainWindow):
         for action in pending:
             action()
 
+    def _set_state(self, text: str, state: str = "") -> None:
+        """The header's model state ("● loaded · CPU" in green, a stopped process in red)."""
+        self.model_label.setText(text)
+        if self.model_label.property("state") != state:
+            self.model_label.setProperty("state", state)
+            self.model_label.style().unpolish(self.model_label)
+            self.model_label.style().polish(self.model_label)
+
     def _on_controller_model_failed(self, path: str, message: str) -> None:
         self.load_progress.setVisible(False)
         self._loading = False
         self._after_load.clear()
-        self.model_label.setText("No model loaded")
+        self._set_state("No model loaded")
         self.model_picker.set_current(None)
         self._update_actions()
         self.show_error(message)
@@ -329,11 +337,11 @@ class MainWindow(QMainWindow):
     def _on_controller_model_unloaded(self, reason: str) -> None:
         self.status_memory.setText("")
         if reason:
-            self.model_label.setText("⚠ The model process stopped")
+            self._set_state("⚠ The model process stopped", "failed")
             self.model_label.setToolTip(reason)
             self.reload_button.setVisible(True)
         else:
-            self.model_label.setText("No model loaded")
+            self._set_state("No model loaded")
             self.model_picker.set_current(None)
         self._update_actions()
 
@@ -389,6 +397,7 @@ class MainWindow(QMainWindow):
         self.composer.set_reasoning(conv.reasoning_effort, self.composer.reasoning.isVisible())
         self._show_context_of(conversation_id)
         self.ctx.settings.extra["last_conversation"] = conversation_id
+        self.sidebar.select(conversation_id, emit=False)
         self._update_actions()
         self.conversation_changed.emit(conversation_id)
 
