@@ -73,6 +73,32 @@ def render_blocks(text: str, *, dark: bool = False) -> list[Block]:
     return blocks
 
 
+PROSE_CHUNK = 8  # prose blocks per widget in a long reply
+
+
+def merge_prose(blocks: list[Block]) -> list[Block]:
+    """Join runs of prose blocks into widgets of up to PROSE_CHUNK blocks; the last block of
+    the message stays on its own.
+
+    A long reply is then a dozen widgets instead of one per paragraph, and while it streams
+    only the last one changes (plus, when a paragraph ends, the newest chunk): each frame
+    lays out a few small widgets, never the whole reply's text.
+    """
+    out: list[Block] = []
+    count = 0  # prose blocks in out[-1]
+    for i, b in enumerate(blocks):
+        last = i == len(blocks) - 1
+        if (b.kind == "html" and not last and out and out[-1].kind == "html"
+                and out[-1].code != "tail" and count < PROSE_CHUNK):
+            out[-1] = Block("html", out[-1].html + b.html.removeprefix(_TABLE_STYLE))
+            count += 1
+        else:
+            # ``code`` marks the final prose block, so the next block never joins it
+            out.append(Block(b.kind, b.html, "tail" if (last and b.kind == "html") else b.code, b.language))
+            count = 1
+    return out
+
+
 def plain_html(text: str) -> str:
     """User text shown as typed (no Markdown interpretation)."""
     return html.escape(text).replace("\n", "<br>")
