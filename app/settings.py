@@ -38,6 +38,7 @@ class Settings:
     # models and network
     models_dir: str | None = None
     last_model: str | None = None
+    load_last_model: bool = True  # the window loads the last used model when it opens
     offline: bool = False
     hf_endpoint: str | None = None
     proxy: str | None = None

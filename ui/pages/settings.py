@@ -158,6 +158,11 @@ class SettingsPage(QWidget):
         self.open_data_button.clicked.connect(lambda: self.open_folder(self.ctx.paths.data_dir))
         self._row(form, "data_dir", "Data folder", _hbox(self.data_dir, self.open_data_button),
                   "Conversations, settings and logs. Start Hearth with --data-dir to use another folder.")
+        self.load_last_model = QCheckBox("Load the last used model when Hearth starts")
+        self.load_last_model.setAccessibleName("Load the last used model when Hearth starts")
+        self.load_last_model.toggled.connect(self._on_field_edited)
+        self.fields["load_last_model"] = self.load_last_model
+        self._row(form, "load_last_model", "", self.load_last_model)
         self.models_dir = QLineEdit()
         self.models_dir.setPlaceholderText(str(self.ctx.paths.default_models_dir))
         self.models_dir.setAccessibleName("Models folder")
@@ -354,6 +359,7 @@ class SettingsPage(QWidget):
             self.cpu_moe_override.setText("Auto" if s.cpu_moe_override is None else str(s.cpu_moe_override))
             self.state_cache_mb.setText(_mb_text(s.state_cache_bytes))
             self.save_states_on_exit.setChecked(s.save_states_on_exit)
+            self.load_last_model.setChecked(s.load_last_model)
             self.saved_state_mb.setText(_mb_text(s.saved_state_max_bytes))
         finally:
             self._loading = False
@@ -488,6 +494,7 @@ class SettingsPage(QWidget):
         read("cpu_moe_override", cpu_moe)
         read("state_cache_bytes", lambda: positive_mb(self.state_cache_mb.text(), "The cache size", 0))
         values["save_states_on_exit"] = self.save_states_on_exit.isChecked()
+        values["load_last_model"] = self.load_last_model.isChecked()
         read("saved_state_max_bytes", lambda: positive_mb(self.saved_state_mb.text(), "The size per state", 1))
         # Settings.validate() owns the value rules: check each field on its own so that
         # every problem is shown next to its field, not only the first one.

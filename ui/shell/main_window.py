@@ -91,7 +91,7 @@ class MainWindow(QMainWindow):
         self._restore_window()
         if initial_model:
             QTimer.singleShot(0, lambda: self.open_model(initial_model))
-        elif ctx.settings.extra.get("load_last_model", True) and ctx.settings.last_model \
+        elif ctx.settings.load_last_model and ctx.settings.last_model \
                 and Path(ctx.settings.last_model).is_file() and not _no_autoload():
             last = ctx.settings.last_model
             QTimer.singleShot(0, lambda: self.open_model(last))

@@ -273,3 +273,51 @@ def test_retry_after_the_engine_crashed_reloads_the_model_and_answers(qtbot, win
     last = window.ctx.store.messages(window.conversation_id)[-1]
     assert last.status == "complete" and last.role == "assistant"
     assert "No model is loaded" not in window.statusBar().currentMessage()
+
+
+def test_the_last_model_loads_at_start_unless_the_setting_is_off(qtbot, ctx: AppContext, gemma_path: Path) -> None:
+    ctx.settings.last_model = str(gemma_path)
+    ctx.settings.load_last_model = False
+    quiet = MainWindow(ctx)
+    qtbot.addWidget(quiet)
+    qtbot.wait(300)
+    assert not quiet.controller.loaded and not quiet.load_progress.isVisible()
+    quiet.close()
+    ctx.settings.load_last_model = True
+    win = MainWindow(ctx)
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.controller.model_loaded, timeout=60000):
+        pass
+    assert win.model_picker.current_path == str(gemma_path)
+    assert win.model_picker.currentText() == gemma_path.name or gemma_path.name in win.model_picker.currentText()
+    win.close()
+
+
+def test_choosing_a_model_in_the_picker_loads_it_and_remembers_it(qtbot, window: MainWindow, gemma_path: Path) -> None:
+    from ui.chat.model_picker import PickerEntry
+
+    window.set_model_entries([PickerEntry(str(gemma_path), "gemma 270M", "installed", "Fits", "#2f855a", "fits")])
+    index = next(i for i in range(window.model_picker.count()) if "gemma 270M" in window.model_picker.itemText(i))
+    with qtbot.waitSignal(window.controller.model_loaded, timeout=60000):
+        window.model_picker.activated.emit(index)
+        assert window.load_progress.isVisible() or window.controller.loaded
+    assert window.ctx.settings.extra["recent_models"][0] == str(gemma_path)
+    assert "Fits" in window.model_picker.currentText()
+
+
+def test_the_rename_field_fits_a_long_title(qtbot, window: MainWindow) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QInputDialog, QLineEdit
+
+    from ui.shell.main_window import ask_title
+
+    seen: list[int] = []
+
+    def check() -> None:
+        dialog = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QInputDialog) and w.isVisible())
+        seen.append(dialog.findChild(QLineEdit).width())
+        dialog.reject()
+
+    QTimer.singleShot(200, check)
+    title, ok = ask_title(window, "A rather long conversation title about a trip to Porto")
+    assert not ok and seen and seen[0] >= 400
