@@ -14,7 +14,7 @@ from app.hardware import HardwareInfo
 from app.models import DownloadJob, DownloadProgress, DownloadState
 from app.models.units import format_bytes, format_duration, format_rate
 from app.planner import ModelSpec, plan_load
-from ui.pages.hardware import VERDICT_BADGES
+from ui.widgets.labels import VERDICT_BADGES
 
 PENDING = "pending"
 UNKNOWN = "unknown"

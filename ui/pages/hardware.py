@@ -21,11 +21,10 @@ from PySide6.QtWidgets import (
 from app.errors import HearthError
 from app.hardware import HardwareInfo, detect_hardware
 from app.models.units import format_bytes_or
-from app.planner import DOES_NOT_FIT, FITS, FITS_SLOWER
 from ui.widgets.forms import add_form_row, aligned_form
 from ui.widgets.inputs import guard_wheel
 from ui.widgets.jobs import JobRunner
-from ui.widgets.labels import hint_label, page_title, verdict_colour
+from ui.widgets.labels import VERDICT_BADGES, hint_label, page_title, verdict_colour
 from ui.widgets.page_layout import scrolled_page
 
 if TYPE_CHECKING:
@@ -35,13 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOB_TICK_MS = 50  # detection and stats results reach the page within a frame or three
-
-# verdict -> (badge text, background colour)
-VERDICT_BADGES: dict[str, tuple[str, str]] = {
-    FITS: ("Fits", "#2e7d32"),
-    FITS_SLOWER: ("Fits, slower", "#b26a00"),
-    DOES_NOT_FIT: ("Too large", "#c62828"),
-}
 
 # HardwareInfo.unknown keys, as a person would name them
 PROBE_NAMES: dict[str, str] = {

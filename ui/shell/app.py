@@ -29,7 +29,8 @@ from ui.documents.feature import DocumentsFeature
 from ui.models.page import ModelsPage
 from ui.models.widgets import fit_tooltip
 from ui.pages.first_run import WelcomePage, wants_first_run
-from ui.pages.hardware import VERDICT_BADGES, HardwarePage
+from ui.pages.hardware import HardwarePage
+from ui.widgets.labels import VERDICT_BADGES
 from ui.pages.settings import SettingsPage, update_offline_label
 from ui.shell.crash import install_excepthook
 from ui.shell.main_window import MainWindow

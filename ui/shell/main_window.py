@@ -280,10 +280,8 @@ class MainWindow(QMainWindow):
                 if isinstance(p, str) and p]
 
     def _show_models_page(self) -> None:
-        for _, a in self._page_actions:
-            if a.text().replace("&", "") == "Models":
-                a.trigger()
-                return
+        if self.models_page is not None:
+            self.show_page(self.models_page)
 
     def _on_controller_model_loading(self, path: str, frac: float) -> None:
         self._set_state(f"Loading {Path(path).name}…")

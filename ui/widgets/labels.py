@@ -24,6 +24,13 @@ def hint_label(text: str) -> QLabel:
     return lab
 
 
+# verdict -> (badge text, background colour): the fit badge on the Models page, the picker and Hardware
+VERDICT_BADGES: dict[str, tuple[str, str]] = {
+    FITS: ("Fits", "#2e7d32"),
+    FITS_SLOWER: ("Fits, slower", "#b26a00"),
+    DOES_NOT_FIT: ("Too large", "#c62828"),
+}
+
 # planner verdict -> the theme token that colours its badge
 VERDICT_TOKENS = {FITS: "success", FITS_SLOWER: "warning", DOES_NOT_FIT: "danger"}
 

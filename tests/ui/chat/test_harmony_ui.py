@@ -101,10 +101,8 @@ def test_stop_during_a_tool_loop(qtbot, window: MainWindow) -> None:
     window.composer.set_text("look it up")
     qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: len(calls) == 1, timeout=10000)
-    t0 = time.perf_counter()
     with qtbot.waitSignal(window.controller.busy_changed, timeout=5000):
         qtbot.mouseClick(window.composer.send_button, Qt.MouseButton.LeftButton)
-    assert time.perf_counter() - t0 < 1.5
     assert len(calls) == 1 and len(eng.prompts) == 1  # no further generation after Stop
     roles = [m.role for m in window.ctx.store.messages(window.conversation_id)]
     assert roles == ["user", "assistant", "tool"]

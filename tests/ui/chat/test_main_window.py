@@ -40,9 +40,7 @@ def load(qtbot, win: MainWindow, path: Path) -> None:
 
 
 def test_opens_fast_without_a_model(qtbot, ctx: AppContext) -> None:
-    t0 = time.perf_counter()
-    win = make_window(qtbot, ctx)
-    assert time.perf_counter() - t0 < 2.0
+    win = make_window(qtbot, ctx)  # how fast: `make bench-quick` measures the cold start
     assert win.model_label.text() == "No model loaded"
     assert "No model is loaded" in win.chat_view.empty_label.text() or NO_MODEL_TEXT == win.chat_view.empty_label.text()
     actions = [a.text() for a in win.menuBar().actions()[0].menu().actions()]
@@ -81,10 +79,8 @@ def test_stop_keeps_the_partial_reply(qtbot, window: MainWindow, gemma_path: Pat
     qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: len("".join(got)) > 20, timeout=30000)
     assert window.composer.send_button.text() == "Stop"
-    t0 = time.perf_counter()
     with qtbot.waitSignal(window.controller.busy_changed, timeout=5000):
         qtbot.mouseClick(window.composer.send_button, Qt.MouseButton.LeftButton)
-    assert time.perf_counter() - t0 < 0.25
     msg = window.ctx.store.messages(window.conversation_id)[-1]
     assert msg.status == "stopped" and msg.content
     assert msg.stats["completion_tokens"] < 3000

@@ -100,9 +100,8 @@ def test_hardware_page_shows_the_gpu_and_says_why_something_is_unknown(qtbot, ct
     profile.append(hw)
     win = MainWindow(ctx)
     qtbot.addWidget(win)
-    t0 = time.perf_counter()
     page = add_hardware_page(win)
-    assert time.perf_counter() - t0 < 0.5, "detection must not run on the GUI thread"
+    assert page.hardware is None, "detection runs off the GUI thread: its result comes later"
     win.show()
     view_action(win, "Hardware").trigger()
     assert win.pages.currentWidget() is page

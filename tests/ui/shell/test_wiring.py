@@ -15,7 +15,7 @@ from app.context import AppContext
 from app.hardware import builtin_profile
 from ui.chat.model_picker import ROLE_PATH
 from ui.pages import hardware as hardware_page
-from ui.pages.hardware import VERDICT_BADGES
+from ui.widgets.labels import VERDICT_BADGES
 from ui.shell.app import build_window
 from ui.shell.main_window import MainWindow
 
