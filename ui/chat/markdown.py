@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from markdown_it import MarkdownIt
 from pygments import highlight
@@ -40,14 +41,29 @@ _TABLE_STYLE = (
 )
 
 
-def highlight_code(code: str, language: str, dark: bool = False) -> str:
+@lru_cache(maxsize=64)
+def _lexer(language: str) -> Any:
+    """One lexer per language, made once (finding and building one takes milliseconds)."""
     try:
-        lexer = get_lexer_by_name(language) if language else guess_lexer(code)
+        return get_lexer_by_name(language)
     except ClassNotFound:
-        lexer = TextLexer()
-    style = "monokai" if dark else "friendly"
-    fmt = HtmlFormatter(noclasses=True, nowrap=True, style=style)
-    body = highlight(code, lexer, fmt)
+        return TextLexer()
+
+
+@lru_cache(maxsize=2)
+def _formatter(style: str) -> HtmlFormatter:
+    return HtmlFormatter(noclasses=True, nowrap=True, style=style)
+
+
+def highlight_code(code: str, language: str, dark: bool = False) -> str:
+    if language:
+        lexer = _lexer(language.lower())
+    else:
+        try:
+            lexer = guess_lexer(code)
+        except ClassNotFound:
+            lexer = TextLexer()
+    body = highlight(code, lexer, _formatter("monokai" if dark else "friendly"))
     return f'<pre style="margin:0;font-family:monospace;white-space:pre-wrap">{body}</pre>'
 
 
