@@ -69,6 +69,9 @@ class ModelPicker(QComboBox):
             if key not in seen:
                 seen.add(key)
                 unique.append(e)
+        if self.current_path and str(Path(self.current_path).resolve()) not in seen:
+            # the loaded model stays in the list (a file opened from elsewhere, not installed)
+            unique.insert(0, PickerEntry(self.current_path, Path(self.current_path).name, "opened from a file"))
         self.entries = unique
         self._rebuild()
 

@@ -321,3 +321,12 @@ def test_the_rename_field_fits_a_long_title(qtbot, window: MainWindow) -> None:
     QTimer.singleShot(200, check)
     title, ok = ask_title(window, "A rather long conversation title about a trip to Porto")
     assert not ok and seen and seen[0] >= 400
+
+
+def test_the_loaded_model_stays_shown_when_the_installed_list_changes(qtbot, window: MainWindow) -> None:
+    from ui.chat.model_picker import PickerEntry
+
+    window.model_picker.set_current("/elsewhere/my-model.gguf")
+    window.set_model_entries([PickerEntry("/models/other.gguf", "other", "installed", "Fits", "#2f855a")])
+    assert window.model_picker.currentText().startswith("my-model.gguf")
+    assert any("other" in window.model_picker.itemText(i) for i in range(window.model_picker.count()))
