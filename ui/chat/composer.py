@@ -174,10 +174,7 @@ class Composer(QWidget):
         share = used / total
         self.context_label.setText(f"{short_count(used)} / {short_count(total)} tokens")
         level = "warn" if share >= WARN_SHARE else ""
-        if self.context_label.property("level") != level:
-            self.context_label.setProperty("level", level)
-            self.context_label.style().unpolish(self.context_label)
-            self.context_label.style().polish(self.context_label)
+        theme.set_style_property(self.context_label, "level", level)
         tip = f"{used:,} of {total:,} tokens of the model's context are in use ({share:.0%})."
         if level:
             tip += " When it is full, the oldest turns leave the model's view; start a new chat to begin fresh."

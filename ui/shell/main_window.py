@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.context import AppContext
-from app.errors import HearthError, SearchIndexDamaged
+from app.errors import HearthError
 from app.harmony.tools import default_registry
 from app.models.units import format_bytes
 from app.storage.conversations import Message
@@ -25,6 +25,7 @@ from ui.chat.controller import ChatController
 from ui.chat.header import ChatHeader
 from ui.chat.model_picker import PickerEntry
 from ui.shell.sidebar import Sidebar
+from ui.widgets.theme import set_style_property
 
 if TYPE_CHECKING:
     from ui.documents.feature import DocumentsFeature
@@ -301,8 +302,8 @@ class MainWindow(QMainWindow):
         self.model_label.setToolTip(f"{name}\n{info.get('path', '')}")
         if info.get("path"):
             self.model_picker.set_current(str(info["path"]))
+            # the file just loaded is now the first recent one
             self.model_picker.set_entries([*self.model_picker.entries, *self._recent_entries()])
-            self.model_picker.set_current(str(info["path"]))
         self.status_backend.setText(f"Backend: {backend}")
         rss = info.get("rss_bytes") or 0
         self.status_memory.setText(f"Model memory: {format_bytes(rss)}" if rss else "")
@@ -318,10 +319,7 @@ class MainWindow(QMainWindow):
     def _set_state(self, text: str, state: str = "") -> None:
         """The header's model state ("● loaded · CPU" in green, a stopped process in red)."""
         self.model_label.setText(text)
-        if self.model_label.property("state") != state:
-            self.model_label.setProperty("state", state)
-            self.model_label.style().unpolish(self.model_label)
-            self.model_label.style().polish(self.model_label)
+        set_style_property(self.model_label, "state", state)
 
     def _on_controller_model_failed(self, path: str, message: str) -> None:
         self.load_progress.setVisible(False)
@@ -621,16 +619,19 @@ class MainWindow(QMainWindow):
         box = QMessageBox(QMessageBox.Icon.Warning, "Hearth", message, QMessageBox.StandardButton.Cancel, self)
         rebuild = box.addButton("Rebuild search index", QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(rebuild)
+        box.setModal(False)
+        box.buttonClicked.connect(lambda button: self._rebuild_index() if button is rebuild else None)
         self._last_error_box = box
-        box.exec()
-        if box.clickedButton() is rebuild:
-            try:
-                self.ctx.store.rebuild_search_index()
-            except HearthError as exc:
-                self.show_error(str(exc))
-                return
-            self.statusBar().showMessage("The search index was rebuilt.", 10000)
-            self.sidebar.refresh()
+        box.show()
+
+    def _rebuild_index(self) -> None:
+        try:
+            self.ctx.store.rebuild_search_index()
+        except HearthError as exc:
+            self.show_error(str(exc))
+            return
+        self.statusBar().showMessage("The search index was rebuilt.", 10000)
+        self.sidebar.refresh()
 
     def show_error(self, message: str) -> None:
         log.warning("shown to user: %s", message)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from ui.widgets.icons import assets_dir
 
@@ -183,6 +183,14 @@ def stylesheet(t: Tokens) -> str:
     QTabBar::tab:selected {{ color: {t.text}; border-bottom: 2px solid {t.accent}; }}
     QTabWidget::pane {{ border: none; }}
     """
+
+
+def set_style_property(widget: QWidget, name: str, value: str) -> None:
+    """Set a property the stylesheet selects on (``QLabel[level="warn"]``) and restyle the widget."""
+    if widget.property(name) != value:
+        widget.setProperty(name, value)
+        widget.style().unpolish(widget)
+        widget.style().polish(widget)
 
 
 def _arrow(t: Tokens) -> str:

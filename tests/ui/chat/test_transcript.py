@@ -330,3 +330,25 @@ def test_the_loaded_model_stays_shown_when_the_installed_list_changes(qtbot, win
     window.set_model_entries([PickerEntry("/models/other.gguf", "other", "installed", "Fits", "#2f855a")])
     assert window.model_picker.currentText().startswith("my-model.gguf")
     assert any("other" in window.model_picker.itemText(i) for i in range(window.model_picker.count()))
+
+
+def test_a_damaged_search_index_is_offered_a_rebuild(qtbot, window: MainWindow, monkeypatch) -> None:
+    from app.errors import SearchIndexDamaged
+
+    rebuilt: list[bool] = []
+
+    def broken_search(*_a, **_k):
+        raise SearchIndexDamaged("The search index of your history is damaged; it can be rebuilt.")
+
+    from app.storage import ConversationStore
+
+    monkeypatch.setattr(ConversationStore, "search", broken_search)
+    monkeypatch.setattr(ConversationStore, "rebuild_search_index", lambda _self: rebuilt.append(True))
+    window.sidebar.search.setText("anything")
+    qtbot.waitUntil(lambda: getattr(window, "_last_error_box", None) is not None
+                    and window._last_error_box.isVisible(), timeout=3000)  # noqa: SLF001
+    box = window._last_error_box  # noqa: SLF001
+    assert "damaged" in box.text()
+    rebuild = next(b for b in box.buttons() if b.text() == "Rebuild search index")
+    qtbot.mouseClick(rebuild, Qt.MouseButton.LeftButton)
+    assert rebuilt == [True] and "rebuilt" in window.statusBar().currentMessage()
