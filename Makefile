@@ -28,7 +28,7 @@ help:
 	@echo "make run          install (first time) and start Hearth"
 	@echo "make test         install (first time) and run every test"
 	@echo "make bench        full benchmarks (writes bench-results.json)"
-	@echo "make bench-quick  small-model benchmarks (< 5 min)"
+	@echo "make bench-quick  small-model benchmarks (< 5 min; the first run also builds llama-bench, ~8 min)"
 	@echo "make bundle       build the Linux bundle under dist/"
 	@echo "make screenshots  regenerate the README screenshots in assets/ (under Xvfb)"
 
