@@ -89,6 +89,7 @@ class ChatView(QScrollArea):
     def clear(self) -> None:
         for w in self.widgets.values():
             self._lay.removeWidget(w)
+            w.hide()  # out of view now, deleted later
             w.deleteLater()
         self.widgets.clear()
         self._first_seq = None
@@ -200,6 +201,7 @@ class ChatView(QScrollArea):
         for mid in ids[ids.index(message_id):]:
             w = self.widgets.pop(mid)
             self._lay.removeWidget(w)
+            w.hide()  # out of view now, deleted later
             w.deleteLater()
 
     def remove_after(self, message_id: int) -> None:

@@ -60,6 +60,3 @@ def icon(name: str, color: str | QColor = "#6b6b6b") -> QIcon:
     c = color.name() if isinstance(color, QColor) else color
     return QIcon(_TintedSvgEngine(name, c))
 
-
-def icon_names() -> list[str]:
-    return sorted(p.stem for p in (assets_dir() / "icons").glob("*.svg"))
