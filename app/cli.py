@@ -113,6 +113,9 @@ def _add_optional_commands(sub: Any) -> None:
     else:
         add_hw_parser(sub)
         add_plan_parser(sub)
+    from app.tools.cli import add_tools_parser
+
+    add_tools_parser(sub)
 
 
 def main(argv: Sequence[str] | None = None, gui_runner: Any = None) -> int:
@@ -161,6 +164,10 @@ def main(argv: Sequence[str] | None = None, gui_runner: Any = None) -> int:
             from app.hardware.cli import run_plan
 
             return run_plan(args, ctx.paths)
+        if command == "tools":
+            from app.tools.cli import run_tools
+
+            return run_tools(args, ctx.paths, ctx.settings)
     except StorageError as exc:
         print(f"hearth: {exc}", file=sys.stderr)
         return EXIT_FAIL
