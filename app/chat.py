@@ -388,7 +388,7 @@ class ChatSession:
             if self._stop:
                 result_ok, output = False, "Stopped by the user."
             else:
-                res = self.tools.call(name, args)
+                res = self.tools.call(name, args, conversation_id=conversation_id)
                 result_ok, output = res.ok, res.output
             self.store.add_message(conversation_id, "tool", output, tool_call_id=tc["id"], name=name)
             yield ToolCallEvent(turn.message.id, tc["id"], name, args, output, result_ok)

@@ -112,7 +112,8 @@ class ToolRegistry:
         """The OpenAI ``tools`` list (what render_harmony takes)."""
         return [t.schema() for t in self._tools.values()]
 
-    def call(self, name: str, arguments: str) -> ToolResult:
+    def call(self, name: str, arguments: str, *, conversation_id: int | None = None) -> ToolResult:
+        """Run one call. ``conversation_id`` scopes stateful tools (the python session)."""
         tool = self._tools.get(name)
         if tool is None:
             known = ", ".join(self._tools) or "none"
