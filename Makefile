@@ -44,7 +44,12 @@ $(VENV)/.llama-$(BACKEND): | $(VENV)/bin/python
 	@rm -f $(VENV)/.llama-*
 	touch $@
 
-$(APP_STAMP): pyproject.toml $(VENV)/.llama-$(BACKEND)
+# Pyodide (CPython for WebAssembly, from npm) runs the python tool's sandbox.
+PYODIDE := $(VENV)/pyodide/.hearth-pyodide.json
+$(PYODIDE): | $(VENV)/bin/python
+	$(PY) packaging/fetch_pyodide.py $(VENV)/pyodide
+
+$(APP_STAMP): pyproject.toml $(VENV)/.llama-$(BACKEND) $(PYODIDE)
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
