@@ -54,3 +54,7 @@ class DocumentError(HearthError):
 
 class Cancelled(HearthError):
     """The user cancelled the operation."""
+
+
+class McpError(HearthError):
+    """An MCP server could not be configured, started or called."""

@@ -12,9 +12,11 @@ import json
 import logging
 import math
 import operator
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,8 @@ class ToolError(Exception):
 class ToolResult:
     ok: bool
     output: str
+    # How long the tool itself ran (not the wait for the user's approval); None when it never ran.
+    duration_ms: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,10 @@ class Tool:
     description: str
     parameters: dict[str, Any]  # JSON schema of the arguments object
     fn: Callable[[dict[str, Any]], str]
+    # Tools that act outside Hearth (MCP servers) ask the user first: the key under which an
+    # "Always allow" is remembered, e.g. "mcp:time.get_current_time". None: runs without asking.
+    approval_key: str | None = None
+    title: str = ""  # how the approval prompt names the tool ("time › get_current_time")
 
     def schema(self) -> dict[str, Any]:
         return {"type": "function",
@@ -86,11 +94,50 @@ def check_arguments(schema: dict[str, Any], args: dict[str, Any]) -> str | None:
     return None
 
 
-class ToolRegistry:
-    """The tools offered to the model, by name."""
+Decision = Literal["once", "always", "deny"]
 
-    def __init__(self) -> None:
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """A call waiting for the user's yes or no; crosses from the turn's thread to the asker."""
+
+    name: str  # the function name the model called
+    title: str  # the tool as a person reads it ("time › get_current_time")
+    key: str  # Tool.approval_key
+    arguments: dict[str, Any]
+    conversation_id: int | None = None
+
+
+Approver = Callable[[ApprovalRequest], Decision]
+
+
+class ApprovalPolicy(Protocol):
+    """Remembers "Always allow this tool" (MCP: per tool, in the MCP config)."""
+
+    def always_allowed(self, key: str) -> bool: ...
+
+    def allow_always(self, key: str) -> None: ...
+
+
+class ToolProvider(Protocol):
+    """Tools that come and go (an MCP server's list): asked again each time the registry is read."""
+
+    def tools(self) -> list[Tool]: ...
+
+
+class ToolRegistry:
+    """The tools offered to the model, by name: fixed ones plus any providers' current tools.
+
+    Tools with an ``approval_key`` run only once ``approver`` says so (or ``policy``
+    remembers an "always"); with no approver there is no one to ask and the call is refused.
+    """
+
+    def __init__(self, *, approver: Approver | None = None, policy: ApprovalPolicy | None = None) -> None:
         self._tools: dict[str, Tool] = {}
+        self._providers: list[ToolProvider] = []
+        self.approver = approver
+        self.policy = policy
+        self._lock = threading.Lock()
 
     def register(self, tool: Tool) -> None:
         if tool.name in self._tools:
@@ -99,24 +146,76 @@ class ToolRegistry:
             raise ValueError(f"tool {tool.name!r}: parameters must be a JSON schema of type object")
         self._tools[tool.name] = tool
 
+    def add_provider(self, provider: ToolProvider) -> None:
+        """Offer a provider's tools too; a name already taken by a fixed tool keeps the fixed one."""
+        self._providers.append(provider)
+
+    def _all(self) -> dict[str, Tool]:
+        tools = dict(self._tools)
+        for provider in self._providers:
+            try:
+                offered = provider.tools()
+            except Exception:  # noqa: BLE001 - one broken provider must not take the built-ins down
+                log.warning("tool provider %r failed; its tools are left out", provider, exc_info=True)
+                continue
+            for tool in offered:
+                if tool.name in tools:
+                    log.warning("tool %s is offered twice; the first one is kept", tool.name)
+                    continue
+                tools[tool.name] = tool
+        return tools
+
+    def get(self, name: str) -> Tool | None:
+        return self._all().get(name)
+
     def names(self) -> list[str]:
-        return list(self._tools)
+        return list(self._all())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._tools
+        return isinstance(name, str) and name in self._all()
 
     def __len__(self) -> int:
-        return len(self._tools)
+        return len(self._all())
 
     def schemas(self) -> list[dict[str, Any]]:
         """The OpenAI ``tools`` list (what render_harmony takes)."""
-        return [t.schema() for t in self._tools.values()]
+        return [t.schema() for t in self._all().values()]
+
+    def _approve(self, tool: Tool, args: dict[str, Any], conversation_id: int | None) -> str | None:
+        """None when the call may run, else the refusal the model reads."""
+        key = tool.approval_key
+        assert key is not None
+        if self.policy is not None and self.policy.always_allowed(key):
+            return None
+        title = tool.title or tool.name
+        if self.approver is None:
+            return (f"Error: the call to {title} was not run: it needs the user's approval and no one "
+                    "could be asked. Answer without this tool.")
+        # One question at a time: two prompts for the same tool would ask twice for one answer.
+        with self._lock:
+            if self.policy is not None and self.policy.always_allowed(key):
+                return None
+            try:
+                decision = self.approver(ApprovalRequest(tool.name, title, key, args, conversation_id))
+            except Exception:  # noqa: BLE001 - a broken prompt is a refusal, not a crash of the turn
+                log.warning("asking approval for %s failed", tool.name, exc_info=True)
+                decision = "deny"
+            if decision == "always" and self.policy is not None:
+                try:
+                    self.policy.allow_always(key)
+                except Exception:  # noqa: BLE001 - the call is still allowed this once
+                    log.warning("could not remember 'always allow' for %s", key, exc_info=True)
+        if decision in ("once", "always"):
+            return None
+        return (f"The user denied this call to {title}; it was not run. Do not call it again for this "
+                "request; answer without it, or tell the user what you would need it for.")
 
     def call(self, name: str, arguments: str, *, conversation_id: int | None = None) -> ToolResult:
         """Run one call. ``conversation_id`` scopes stateful tools (the python session)."""
-        tool = self._tools.get(name)
+        tools = self._all()
+        tool = tools.get(name)
         if tool is None:
-            known = ", ".join(self._tools) or "none"
+            known = ", ".join(tools) or "none"
             return ToolResult(False, f"Error: there is no tool named {name!r}. Available tools: {known}.")
         text = (arguments or "").strip() or "{}"
         try:
@@ -133,19 +232,29 @@ class ToolRegistry:
         problem = check_arguments(tool.parameters, args)
         if problem:
             return ToolResult(False, f"Error: {name}: {problem}.")
+        if tool.approval_key is not None:
+            refusal = self._approve(tool, args, conversation_id)
+            if refusal is not None:
+                return ToolResult(False, refusal)
+        t0 = time.perf_counter()
         try:
             output = tool.fn(args)
         except ToolError as exc:
-            return ToolResult(False, f"Error: {exc}")
+            return ToolResult(False, f"Error: {exc}", _ms_since(t0))
         except Exception as exc:  # noqa: BLE001 - a tool's failure is reported to the model, not raised
             log.warning("tool %s failed", name, exc_info=True)
-            return ToolResult(False, f"Error: the tool {name} failed: {type(exc).__name__}: {exc}")
+            return ToolResult(False, f"Error: the tool {name} failed: {type(exc).__name__}: {exc}", _ms_since(t0))
+        duration = _ms_since(t0)
         if not isinstance(output, str):
             output = json.dumps(output, ensure_ascii=False, default=str)
         if len(output) > MAX_TOOL_OUTPUT_CHARS:
             cut = len(output) - MAX_TOOL_OUTPUT_CHARS
             output = output[:MAX_TOOL_OUTPUT_CHARS] + f"\n[... {cut} more characters cut]"
-        return ToolResult(True, output)
+        return ToolResult(True, output, duration)
+
+
+def _ms_since(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)
 
 
 # ---- built-in: current date and time ---------------------------------------------------
