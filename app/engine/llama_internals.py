@@ -37,9 +37,13 @@ REQUIRED: tuple[tuple[str, str], ...] = (
 
 
 def new_sampler(llm: Any, *, top_k: int, top_p: float, min_p: float, temp: float,
-                repeat_penalty: float) -> Any:
-    """A sampler chain built the way ``Llama`` builds its own (``Llama._init_sampler``)."""
-    return llm._init_sampler(top_k=top_k, top_p=top_p, min_p=min_p, temp=temp, repeat_penalty=repeat_penalty)
+                repeat_penalty: float, grammar: Any = None) -> Any:
+    """A sampler chain built the way ``Llama`` builds its own (``Llama._init_sampler``).
+
+    ``grammar``: a ``llama_cpp.LlamaGrammar`` the sampled tokens must follow, or None.
+    """
+    return llm._init_sampler(top_k=top_k, top_p=top_p, min_p=min_p, temp=temp, repeat_penalty=repeat_penalty,
+                             grammar=grammar)
 
 
 def sample(llm: Any, sampler: Any) -> int:

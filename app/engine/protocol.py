@@ -39,6 +39,11 @@ class GenerateRequest:
     stop_tokens: tuple[str, ...] = ()  # special-token texts that end generation
     use_cache: bool = True
     ignore_eos: bool = False  # generate max_tokens whatever the model says (benchmarks)
+    # Structured output: a GBNF grammar the reply must follow. With ``grammar_trigger`` set,
+    # generation is free until the generated text contains the trigger (gpt-oss reasons
+    # first; the grammar then holds its final channel: "<|channel|>final<|message|>").
+    grammar: str | None = None
+    grammar_trigger: str | None = None
 
 
 @dataclass(frozen=True)

@@ -450,11 +450,25 @@ class Engine:
         keep, source = self._prepare(req, tokens)
         if req.seed is not None:
             llm.set_seed(int(req.seed))
-        sampler = internals.new_sampler(
-            llm,
-            top_k=req.top_k, top_p=req.top_p, min_p=req.min_p, temp=req.temperature,
-            repeat_penalty=req.repeat_penalty,
-        )
+        sampling = dict(top_k=req.top_k, top_p=req.top_p, min_p=req.min_p, temp=req.temperature,
+                        repeat_penalty=req.repeat_penalty)
+        sampler = internals.new_sampler(llm, **sampling)
+        grammar_sampler = None
+        if req.grammar:
+            # llama.cpp returns no sampler for a grammar it cannot parse, and a chain given
+            # none crashes: parse it on its own first.
+            probe = lc.llama_sampler_init_grammar(self._vocab, req.grammar.encode("utf-8"), b"root")
+            if not probe:
+                self._send(P.RequestFailed(
+                    req.req_id, "The output format could not be used: llama.cpp cannot parse its grammar "
+                    "(see the log for where). Check the JSON schema.", "other"))
+                return
+            lc.llama_sampler_free(probe)
+            grammar = self.llama_cpp.LlamaGrammar.from_string(req.grammar, verbose=False)
+            grammar_sampler = internals.new_sampler(llm, **sampling, grammar=grammar)
+            if not req.grammar_trigger:
+                sampler = grammar_sampler
+        trigger_tail = ""
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         raw_parts: list[str] = []
         outbox: list[str] = []
@@ -493,8 +507,14 @@ class Engine:
                     stop_token = self._piece(tok)
                     stop_reason = "stop"
                     break
-                outbox.append(decoder.decode(self._piece_bytes(tok)))
+                piece = decoder.decode(self._piece_bytes(tok))
+                outbox.append(piece)
                 n_gen += 1
+                if grammar_sampler is not None and sampler is not grammar_sampler:
+                    trigger = req.grammar_trigger or ""
+                    trigger_tail = (trigger_tail + piece)[-(len(trigger) + 64):]
+                    if trigger in trigger_tail:
+                        sampler = grammar_sampler  # from here on the reply follows the grammar
                 now = time.perf_counter()
                 if ttft is None:
                     t_first = now
