@@ -125,6 +125,15 @@ class ToolProvider(Protocol):
     def tools(self) -> list[Tool]: ...
 
 
+@dataclass(frozen=True)
+class BuiltinTool:
+    """A harmony built-in tool (gpt-oss's ``python``): declared in the system message, not
+    as a function; the model sends it raw text (code), and it may keep state per conversation."""
+
+    name: str
+    run: Callable[[str, int | None], ToolResult]  # (text, conversation_id) -> result; never raises
+
+
 class ToolRegistry:
     """The tools offered to the model, by name: fixed ones plus any providers' current tools.
 
@@ -135,6 +144,7 @@ class ToolRegistry:
     def __init__(self, *, approver: Approver | None = None, policy: ApprovalPolicy | None = None) -> None:
         self._tools: dict[str, Tool] = {}
         self._providers: list[ToolProvider] = []
+        self._builtins: dict[str, BuiltinTool] = {}
         self.approver = approver
         self.policy = policy
         self._lock = threading.Lock()
@@ -145,6 +155,15 @@ class ToolRegistry:
         if not isinstance(tool.parameters, dict) or tool.parameters.get("type", "object") != "object":
             raise ValueError(f"tool {tool.name!r}: parameters must be a JSON schema of type object")
         self._tools[tool.name] = tool
+
+    def register_builtin(self, tool: BuiltinTool) -> None:
+        if tool.name in self._builtins:
+            raise ValueError(f"a built-in tool named {tool.name!r} is already registered")
+        self._builtins[tool.name] = tool
+
+    def builtin_tools(self) -> list[str]:
+        """The harmony built-ins to declare (render_harmony's ``builtin_tools``), e.g. ["python"]."""
+        return list(self._builtins)
 
     def add_provider(self, provider: ToolProvider) -> None:
         """Offer a provider's tools too; a name already taken by a fixed tool keeps the fixed one."""
@@ -212,6 +231,9 @@ class ToolRegistry:
 
     def call(self, name: str, arguments: str, *, conversation_id: int | None = None) -> ToolResult:
         """Run one call. ``conversation_id`` scopes stateful tools (the python session)."""
+        builtin = self._builtins.get(name)
+        if builtin is not None:
+            return builtin.run(arguments or "", conversation_id)
         tools = self._all()
         tool = tools.get(name)
         if tool is None:
