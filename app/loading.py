@@ -52,6 +52,9 @@ def choose_load(path: str, settings: Settings, *, n_ctx: int | None = None,
         overrides["cpu_expert_layers"] = settings.cpu_moe_override
     if settings.threads:
         overrides["n_threads"] = settings.threads
+    if settings.kv_cache in ("f16", "q8_0"):
+        # The user's choice (or an accepted kv_offer): pinned, so no fallback or offer changes it.
+        overrides["type_k"] = overrides["type_v"] = settings.kv_cache
     plan = plan_load(ModelSpec.from_gguf(info), hw, n_ctx=n_ctx or settings.context_size,
                      overrides=overrides or None)
     return LoadChoice(params=plan.engine_params(), plan=plan.to_json(), explanation=plan.explanation,

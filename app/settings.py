@@ -50,6 +50,7 @@ class Settings:
     # plan overrides (Advanced)
     gpu_layers_override: int | None = None
     cpu_moe_override: int | None = None
+    kv_cache: str = "auto"  # auto (f16, 8-bit offered when it fits far more context) | f16 | q8_0
     # window
     theme: str = "system"  # system | light | dark
     first_run_done: bool = False
@@ -72,6 +73,8 @@ class Settings:
             raise SettingsError("GPU layers must be -1 (all), 0 or more.")
         if self.cpu_moe_override is not None and self.cpu_moe_override < 0:
             raise SettingsError("CPU expert layers must be 0 or more.")
+        if self.kv_cache not in ("auto", "f16", "q8_0"):
+            raise SettingsError("KV cache must be auto, f16 or q8_0.")
         if self.state_cache_bytes < 0:
             raise SettingsError("The conversation-state cache size cannot be negative.")
         if self.saved_state_max_bytes < (1 << 20):

@@ -20,7 +20,7 @@ from app.hardware.detect import detect_hardware
 from app.hardware.info import HardwareInfo
 from app.hardware.profiles import PROFILE_NAMES, builtin_profile
 from app.paths import AppPaths
-from app.planner import LoadPlan, ModelSpec, plan_load
+from app.planner import KV_CACHE_CHOICES, LoadPlan, ModelSpec, plan_load
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,9 @@ def add_plan_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--ctx", type=int, default=None, metavar="N", help="context size in tokens (default: largest that fits)")
     p.add_argument("--hardware", metavar="PROFILE",
                    help=f"a JSON file from 'hearth hw --json' or one of: {', '.join(PROFILE_NAMES)}")
+    p.add_argument("--kv-cache", choices=KV_CACHE_CHOICES, default="auto",
+                   help="KV cache type: auto (f16, and an 8-bit offer when it fits a markedly larger context), "
+                        "f16 or q8_0 (default: auto)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     return p
 
@@ -146,14 +149,23 @@ def resolve_model(model: str, paths: AppPaths, catalog_path: Path = CATALOG_PATH
 
 def format_plan(plan: LoadPlan) -> str:
     gpu = "all" if plan.n_gpu_layers < 0 else str(plan.n_gpu_layers)
-    return "\n".join([
+    lines = [
         f"{plan.model} on {plan.hardware}: {plan.verdict.replace('_', ' ')}",
         plan.explanation,
         f"  RAM {_size(plan.ram_bytes)}, VRAM {_size(plan.vram_bytes)}; context {plan.n_ctx:,}; "
         f"GPU layers {gpu}; experts on CPU {plan.cpu_expert_layers}; "
         f"flash attention {'on' if plan.flash_attn else 'off'}; KV {plan.type_k}/{plan.type_v}; "
         f"threads {plan.n_threads}; mmap {'on' if plan.use_mmap else 'off'}; ~{plan.est_tok_per_s:.1f} tok/s",
-    ])
+    ]
+    offer = plan.kv_offer
+    if offer is not None:
+        lines += [
+            f"Offer: {offer.explanation}",
+            f"  RAM {_size(offer.ram_bytes)}, VRAM {_size(offer.vram_bytes)}; context {offer.n_ctx:,}; "
+            f"KV {offer.type_k}/{offer.type_v}; ~{offer.est_tok_per_s:.1f} tok/s "
+            f"(take it with --kv-cache {offer.type_k}, or Settings > KV cache in the app)",
+        ]
+    return "\n".join(lines)
 
 
 def run_plan(args: argparse.Namespace, paths: AppPaths) -> int:
@@ -167,7 +179,9 @@ def run_plan(args: argparse.Namespace, paths: AppPaths) -> int:
         spec = resolve_model(args.model, paths)
     except (ValueError, HearthError) as exc:
         return _err(str(exc))
-    plan = plan_load(spec, hw, n_ctx=args.ctx)
+    kv = getattr(args, "kv_cache", "auto") or "auto"
+    overrides = {"type_k": kv, "type_v": kv} if kv != "auto" else None
+    plan = plan_load(spec, hw, n_ctx=args.ctx, overrides=overrides)
     if getattr(args, "json", False):
         print(json.dumps(plan.to_json(), indent=2))
     else:

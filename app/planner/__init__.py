@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from app.planner.plan import DOES_NOT_FIT, FITS, FITS_SLOWER, LoadPlan, conservative, plan_load
+from app.planner.plan import (
+    DOES_NOT_FIT, FITS, FITS_SLOWER, KV_CACHE_CHOICES, KVOffer, LoadPlan, conservative, plan_load,
+)
 from app.planner.spec import ModelSpec
 
-__all__ = ["DOES_NOT_FIT", "FITS", "FITS_SLOWER", "LoadPlan", "ModelSpec", "conservative", "plan_load"]
+__all__ = ["DOES_NOT_FIT", "FITS", "FITS_SLOWER", "KV_CACHE_CHOICES", "KVOffer", "LoadPlan", "ModelSpec",
+           "conservative", "plan_load"]

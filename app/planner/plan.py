@@ -2,7 +2,10 @@
 
 The search keeps the fastest placement that fits at a working context (8k
 tokens where the model allows: reasoning needs room), then grows the context
-as far as that placement still fits, up to the model's maximum.
+as far as that placement still fits, up to the model's maximum. When an 8-bit
+KV cache would let a markedly larger context fit, the plan carries that as an
+offer (``LoadPlan.kv_offer``) for the user to accept; the f16 plan stays the
+default because q8_0 attention is slightly less precise.
 """
 
 from __future__ import annotations
@@ -24,6 +27,13 @@ CTX_STEPS = (8192, 16384, 32768, 65536, 131072, 262144)
 # ggml_type ids llama-cpp-python takes for type_k / type_v.
 GGML_TYPE_IDS = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "bf16": 30}
 ASSUMED_RAM = 8 * GIB  # when RAM could not be probed
+# Settings.kv_cache: "auto" plans f16 (8-bit only when f16 does not fit at all) and
+# offers 8-bit when it buys a markedly larger context; the others pin the type.
+KV_CACHE_CHOICES = ("auto", "f16", "q8_0")
+KV_OFFER_TYPE = "q8_0"
+KV_OFFER_MIN_GAIN = 2  # "markedly larger": at least double the context, or the model's maximum
+# KV types that llama.cpp can only use with flash attention (a quantized V cache).
+_QUANTIZED_KV = ("q8_0", "q5_1", "q5_0", "q4_1", "q4_0")
 
 FITS, FITS_SLOWER, DOES_NOT_FIT = "fits", "fits_slower", "does_not_fit"
 
@@ -35,6 +45,28 @@ def ram_reserve(total: int) -> int:
 
 def gpu_margin(usable: int) -> int:
     return int(max(256 * MIB, 0.03 * usable))
+
+
+@dataclass
+class KVOffer:
+    """A larger context bought with an 8-bit KV cache, offered beside the f16 plan.
+
+    Accepting it means setting ``Settings.kv_cache`` to ``type_k``; the next load
+    then plans with that cache type and arrives at this context and memory.
+    """
+
+    n_ctx: int
+    type_k: str
+    type_v: str
+    flash_attn: bool
+    ram_bytes: int
+    vram_bytes: int
+    n_gpu_layers: int
+    cpu_expert_layers: int
+    est_tok_per_s: float
+    explanation: str  # one sentence: what it gains, what it costs
+    params: dict[str, Any] = field(default_factory=dict)  # engine_params() of the offered plan
+    breakdown: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,12 +95,15 @@ class LoadPlan:
     vram_budget: int = 0
     breakdown: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    kv_offer: KVOffer | None = None
     _spec: ModelSpec | None = field(default=None, repr=False, compare=False)
     _hw: HardwareInfo | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
         d["est_tok_per_s"] = round(self.est_tok_per_s, 1)
+        if self.kv_offer is not None:
+            d["kv_offer"]["est_tok_per_s"] = round(self.kv_offer.est_tok_per_s, 1)
         return d
 
     def engine_params(self) -> dict[str, Any]:
@@ -178,9 +213,17 @@ def plan_load(spec: ModelSpec, hw: HardwareInfo, *, n_ctx: int | None = None,
     ``n_ctx``: the context the user asked for (else the largest that fits, at
     least 8k where possible). ``overrides`` pin any of ``n_gpu_layers``,
     ``cpu_expert_layers``, ``n_threads``, ``flash_attn``, ``type_k``, ``type_v``,
-    ``use_mmap``, ``n_ubatch``, ``n_batch``; the rest is still chosen.
+    ``use_mmap``, ``n_ubatch``, ``n_batch``; the rest is still chosen. Without
+    a pinned KV type or context, the plan may carry a ``kv_offer``.
     """
     pinned = {k: v for k, v in (overrides or {}).items() if v is not None}
+    for key in ("type_k", "type_v"):
+        if key in pinned and pinned[key] not in GGML_TYPE_IDS:
+            raise ValueError(f"unknown KV cache type {pinned[key]!r} for {key}: use one of "
+                             f"{', '.join(GGML_TYPE_IDS)}")
+    if pinned.get("type_v", pinned.get("type_k")) in _QUANTIZED_KV and pinned.get("flash_attn") is False:
+        raise ValueError(f"a {pinned.get('type_v', pinned.get('type_k'))} V cache needs flash attention "
+                         "(llama.cpp refuses the load without it): turn flash attention on or use an f16 cache")
     m = _machine(hw)
     if "n_gpu_layers" in pinned and int(pinned["n_gpu_layers"]) < 0:
         pinned["n_gpu_layers"] = spec.n_layers + 1
@@ -230,7 +273,43 @@ def plan_load(spec: ModelSpec, hw: HardwareInfo, *, n_ctx: int | None = None,
                     or _verdict(spec, m, grown[0]) != _verdict(spec, m, p)):
                 break
             p, est = grown
-    return _finish(spec, hw, m, p, est, pinned, notes)
+    plan = _finish(spec, hw, m, p, est, pinned, notes)
+    if not requested and "type_k" not in pinned and "type_v" not in pinned and p.type_k == "f16" \
+            and p.flash_attn:
+        plan.kv_offer = _kv_offer(spec, hw, plan, pinned)
+    return plan
+
+
+def _kv_offer(spec: ModelSpec, hw: HardwareInfo, plan: LoadPlan, pinned: dict[str, Any]) -> KVOffer | None:
+    """The 8-bit KV alternative to an f16 ``plan``, when it fits a markedly larger context.
+
+    Markedly: at least twice the context, or the model's full context where the
+    f16 plan stops short of it. The alternative is planned like any other load
+    (its own placement and growth), and must keep about the same speed.
+    """
+    max_ctx = spec.n_ctx_train or 4096
+    if plan.n_ctx >= max_ctx:
+        return None
+    alt = plan_load(spec, hw, overrides={**pinned, "type_k": KV_OFFER_TYPE, "type_v": KV_OFFER_TYPE,
+                                         "flash_attn": True})
+    if alt.verdict == DOES_NOT_FIT or alt.est_tok_per_s < GROW_MIN_SPEED * plan.est_tok_per_s:
+        return None
+    if alt.n_ctx < KV_OFFER_MIN_GAIN * plan.n_ctx and alt.n_ctx < max_ctx:
+        return None
+    gain = alt.n_ctx / plan.n_ctx
+    how = "doubles" if gain == 2 else "quadruples" if gain == 4 else f"multiplies by {gain:.1f}"
+    where, now, then = (("GPU memory", plan.vram_bytes, alt.vram_bytes) if plan.vram_bytes and alt.vram_bytes
+                        else ("RAM", plan.ram_bytes, alt.ram_bytes))
+    mem = (f"about the same memory ({_gib(then)} of {where})" if abs(then - now) <= 0.05 * now
+           else f"{_gib(then)} of {where} instead of {_gib(now)}")
+    explanation = (f"An 8-bit ({KV_OFFER_TYPE}) KV cache {how} the context, from {plan.n_ctx:,} to {alt.n_ctx:,} "
+                   f"tokens{' (the most this model takes)' if alt.n_ctx >= max_ctx else ''}, in {mem} at a similar "
+                   f"speed (about {alt.est_tok_per_s:.0f} tokens/s); the cost is slightly less precise attention "
+                   "over long conversations.")
+    return KVOffer(n_ctx=alt.n_ctx, type_k=alt.type_k, type_v=alt.type_v, flash_attn=alt.flash_attn,
+                   ram_bytes=alt.ram_bytes, vram_bytes=alt.vram_bytes, n_gpu_layers=alt.n_gpu_layers,
+                   cpu_expert_layers=alt.cpu_expert_layers, est_tok_per_s=alt.est_tok_per_s,
+                   explanation=explanation, params=alt.engine_params(), breakdown=dict(alt.breakdown))
 
 
 def _speed(spec: ModelSpec, m: _Machine, p: Placement, est: Estimate) -> float:
@@ -351,6 +430,9 @@ def conservative(plan: LoadPlan) -> tuple[LoadPlan, str]:
         raise ValueError("conservative() needs a plan made by plan_load()")
     changes: list[str] = []
     pinned: dict[str, Any] = {"n_threads": plan.n_threads, "use_mmap": plan.use_mmap}
+    if plan.type_k != "f16" or plan.type_v != "f16":
+        # An 8-bit cache (the user's choice or the fallback) stays: going back to f16 would cost memory.
+        pinned.update(type_k=plan.type_k, type_v=plan.type_v, flash_attn=plan.flash_attn)
     n_ctx = plan.n_ctx
     gpu = plan.n_gpu_layers != 0
     if gpu:
