@@ -37,10 +37,14 @@ _PUNCT = "?!.,:;*#~"
 _ROLES = ("assistant", "user", "system", "developer", "tool")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _NAME = r"[A-Za-z0-9_.\-]+"
-_TAIL = rf"(?: *to=(?P<to>{_NAME}))?(?: +(?P<ct>json))?"
+# Content types after the recipient: "json" for functions, "code" for the python built-in
+# (``<|channel|>analysis to=python code<|message|>``).
+_CONTENT_TYPES = ("json", "code")
+_CT = "|".join(_CONTENT_TYPES)
+_TAIL = rf"(?: *to=(?P<to>{_NAME}))?(?: +(?P<ct>{_CT}))?"
 # What a header region consumes; anything after it (when the header breaks off) is content.
 _CONSUME = {
-    "pre": re.compile(rf"(?:\s*to=(?P<to>{_NAME}))?(?: +(?P<ct>json))?"),
+    "pre": re.compile(rf"(?:\s*to=(?P<to>{_NAME}))?(?: +(?P<ct>{_CT}))?"),
     "role": re.compile(rf"(?P<role>{'|'.join(_ROLES)}|functions\.{_NAME})?{_TAIL}"),
     "channel": re.compile(rf"(?P<word>(?:{'|'.join(CHANNELS)})[{re.escape(_PUNCT)}]*|[{re.escape(_PUNCT)}]+)?{_TAIL}"),
     "constrain": re.compile(r" *(?P<ct>[A-Za-z0-9_\-]+)?"),
@@ -104,7 +108,7 @@ def _word_complete(word: str, known: tuple[str, ...]) -> bool:
 
 
 def _tail_ok(parts: list[str]) -> bool:
-    """The words after a role or channel: ``to=NAME`` and ``json``, once each."""
+    """The words after a role or channel: ``to=NAME`` and a content type, once each."""
     seen_to = seen_ct = False
     last = len(parts) - 1
     for k, p in enumerate(parts):
@@ -115,8 +119,8 @@ def _tail_ok(parts: list[str]) -> bool:
             if seen_to or seen_ct or not all(c in _NAME_CHARS for c in name) or (k < last and not name):
                 return False
             seen_to = True
-        elif p == "json" or (k == last and "json".startswith(p)):
-            if seen_ct or (k < last and p != "json"):
+        elif p in _CONTENT_TYPES or (k == last and any(ct.startswith(p) for ct in _CONTENT_TYPES)):
+            if seen_ct or (k < last and p not in _CONTENT_TYPES):
                 return False
             seen_ct = True
         elif not (k == last and "to=".startswith(p)):

@@ -335,12 +335,42 @@ def _arguments_text(args: Any) -> str:
     return _tojson(args)
 
 
-def _system_text(reasoning_effort: str, current_date: str, has_tools: bool) -> str:
+# gpt-oss's built-in python tool, declared in the system message (the template's
+# ``render_builtin_tools`` text, byte for byte). Its calls and results are not functions:
+# ``<|start|>assistant to=python<|channel|>analysis code<|message|>CODE<|call|>`` and
+# ``<|start|>python to=assistant<|channel|>analysis<|message|>OUTPUT<|end|>`` (the header order
+# openai-harmony renders; the template itself cannot write them back).
+PYTHON_TOOL = "python"
+BUILTIN_TOOLS = (PYTHON_TOOL,)
+PYTHON_TOOL_TEXT = (
+    "## python\n\n"
+    "Use this tool to execute Python code in your chain of thought. The code will not be shown to the "
+    "user. This tool should be used for internal reasoning, but not for code that is intended to be "
+    "visible to the user (e.g. when creating plots, tables, or files).\n\n"
+    "When you send a message containing Python code to python, it will be executed in a stateful "
+    "Jupyter notebook environment. python will respond with the output of the execution or time out "
+    "after 120.0 seconds. The drive at '/mnt/data' can be used to save and persist user files. Internet "
+    "access for this session is UNKNOWN. Depends on the cluster.\n\n"
+)
+
+
+def _python_code(args: Any) -> str:
+    """The python tool's code as the model sent it (raw text; an object's "code" if given one)."""
+    if isinstance(args, dict):
+        code = args.get("code")
+        return code if isinstance(code, str) else _tojson(args)
+    return args if isinstance(args, str) else _tojson(args)
+
+
+def _system_text(reasoning_effort: str, current_date: str, has_tools: bool,
+                 builtin_tools: list[str] | None = None) -> str:
     text = (
         f"{MODEL_IDENTITY}\nKnowledge cutoff: {KNOWLEDGE_CUTOFF}\nCurrent date: {current_date}\n\n"
         f"Reasoning: {reasoning_effort}\n\n"
-        "# Valid channels: analysis, commentary, final. Channel must be included for every message."
     )
+    if builtin_tools:
+        text += "# Tools\n\n" + (PYTHON_TOOL_TEXT if PYTHON_TOOL in builtin_tools else "")
+    text += "# Valid channels: analysis, commentary, final. Channel must be included for every message."
     if has_tools:
         text += "\nCalls to these tools must go to the commentary channel: 'functions'."
     return text
@@ -353,6 +383,7 @@ def render_harmony(
     reasoning_effort: str = "medium",
     current_date: str | None = None,
     add_generation_prompt: bool = True,
+    builtin_tools: list[str] | None = None,
 ) -> Prompt:
     """Render a conversation for gpt-oss as prompt segments (see the module docstring).
 
@@ -360,18 +391,31 @@ def render_harmony(
     and becomes the developer message's ``# Instructions``. Assistant messages may
     carry ``thinking`` (analysis) and ``tool_calls``; tool messages answer the latest
     call (or the call whose id is their ``tool_call_id``).
+    ``builtin_tools``: harmony built-ins to declare in the system message (``["python"]``).
+    A call named ``python`` (unless a function of that name is declared) is written as the
+    built-in tool's call, its code verbatim, and its result as a message from ``python``.
     Raises ValueError for input the renderer cannot use.
     """
     if reasoning_effort not in reasoning_efforts:
         raise ValueError(f"reasoning effort must be one of {', '.join(reasoning_efforts)}, "
                          f"got {reasoning_effort!r}")
     validate_messages(messages, tools)
+    builtin_tools = list(builtin_tools or [])
+    unknown = [t for t in builtin_tools if t not in BUILTIN_TOOLS]
+    if unknown:
+        raise ValueError(f"unknown built-in tool(s) {', '.join(map(repr, unknown))} "
+                         f"(supported: {', '.join(BUILTIN_TOOLS)})")
     if current_date is None:
         current_date = _dt.date.today().isoformat()
     tools = tools or []
 
     b = _Builder()
-    b.message("<|start|>system<|message|>", _system_text(reasoning_effort, current_date, bool(tools)))
+    b.message("<|start|>system<|message|>",
+              _system_text(reasoning_effort, current_date, bool(tools), builtin_tools))
+    python_is_function = any(t["function"].get("name") == PYTHON_TOOL for t in tools)
+
+    def is_python(name: str | None) -> bool:
+        return name == PYTHON_TOOL and not python_is_function
 
     loop_messages = messages
     developer = ""
@@ -401,6 +445,11 @@ def render_harmony(
             if name is None:
                 raise ValueError(f"{_where(idx + len(messages) - len(loop_messages), msg)}: "
                                  "a tool result must follow an assistant message with tool_calls")
+            if is_python(name):
+                b.special("<|start|>")
+                b.plain(PYTHON_TOOL)
+                b.message(" to=assistant<|channel|>analysis<|message|>", msg.get("content") or "")
+                continue
             b.special("<|start|>")
             b.plain("functions." + name)
             b.message(" to=assistant<|channel|>commentary<|message|>", _tojson(msg.get("content")))
@@ -421,6 +470,15 @@ def render_harmony(
             # The template renders only the first call; each call gets its own message here.
             for call in msg["tool_calls"]:
                 fn = _call_function(call)
+                if is_python(fn["name"]):
+                    b.special("<|start|>assistant")
+                    b.plain(" to=" + PYTHON_TOOL)
+                    b.message("<|channel|>analysis " + (fn.get("content_type") or "code") + "<|message|>",
+                              _python_code(fn.get("arguments", "")), "<|call|>")
+                    last_call_name = fn["name"]
+                    if isinstance(call.get("id"), str):
+                        names_by_id[call["id"]] = fn["name"]
+                    continue
                 b.special("<|start|>assistant")
                 b.plain(" to=functions." + fn["name"])
                 b.message("<|channel|>commentary " + (fn.get("content_type") or "json") + "<|message|>",

@@ -110,9 +110,9 @@ def make_renderer(template: str) -> Callable[..., str]:
 
     def render(messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
                reasoning_effort: str = "medium", current_date: str = "2025-08-05",
-               add_generation_prompt: bool = True) -> str:
+               add_generation_prompt: bool = True, builtin_tools: list[str] | None = None) -> str:
         day = _dt.date.fromisoformat(current_date)
-        return compiled.render(
+        return compiled.render(builtin_tools=builtin_tools,
             messages=messages, eos_token="<|return|>", bos_token="<|startoftext|>",
             raise_exception=raise_exception, add_generation_prompt=add_generation_prompt,
             functions=None, function_call=None, tools=tools, tool_choice=None,
