@@ -5,6 +5,8 @@ call to the worker) both run as JobRunner jobs (ui/widgets/jobs.py); results com
 back on the GUI thread, and ``shutdown`` (wired to the window's close) joins them.
 The page takes the context and the chat controller; what it finds goes out as
 signals (``hardware_detected``, ``stats_updated``) that build_window connects.
+When the plan carries an 8-bit KV-cache offer (a markedly larger context), the
+page shows it with a button that sets Settings.kv_cache and reloads the model.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ PROBE_NAMES: dict[str, str] = {
 }
 
 NO_MODEL_PLAN = "No model is loaded. Open a model to see how Hearth placed it on this computer."
+ACCEPT_KV_OFFER = "Use the 8-bit cache"
 
 
 def _gb(n: int | None) -> str:
@@ -157,10 +160,14 @@ class HardwarePage(QWidget):
     hardware_detected = Signal(object)  # HardwareInfo
     stats_updated = Signal(dict)  # EngineClient.stats()
 
-    def __init__(self, ctx: AppContext, controller: ChatController) -> None:
+    def __init__(self, ctx: AppContext, controller: ChatController, *,
+                 reload_model: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.ctx = ctx
         self.controller = controller
+        # Accepting the KV offer reloads the model; the window passes its own reload.
+        self.reload_model = reload_model or (lambda: controller.load_model(controller.model_path)
+                                             if controller.model_path else None)
         self.setObjectName("hardwarePage")
         self.hardware: HardwareInfo | None = None
         self.stats: dict[str, Any] | None = None
@@ -223,6 +230,19 @@ class HardwarePage(QWidget):
         self.retry_note.setObjectName("errorLabel")
         self.retry_note.setVisible(False)
         pl.addWidget(self.retry_note)
+        self.kv_offer_row = QWidget()
+        kr = QHBoxLayout(self.kv_offer_row)
+        kr.setContentsMargins(0, 4, 0, 0)
+        self.kv_offer_label = self._value_label("Larger context offer")
+        kr.addWidget(self.kv_offer_label, 1)
+        self.kv_offer_button = QPushButton(ACCEPT_KV_OFFER)
+        self.kv_offer_button.setObjectName("primaryButton")
+        self.kv_offer_button.setAccessibleName("Use the 8-bit KV cache and reload the model")
+        self.kv_offer_button.setToolTip("Sets Settings › Advanced › KV cache to 8-bit and loads the model again")
+        self.kv_offer_button.clicked.connect(self._on_kv_offer_button_clicked)
+        kr.addWidget(self.kv_offer_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.kv_offer_row.setVisible(False)
+        pl.addWidget(self.kv_offer_row)
         col.addWidget(self.plan_box)
 
         self.cache_box = QGroupBox("Conversation memory")
@@ -289,6 +309,7 @@ class HardwarePage(QWidget):
             self._fill_form(self.plan_form, [])
             self.plan_explanation.setText("")
             self.retry_note.setVisible(False)
+            self.kv_offer_row.setVisible(False)
             return
         plan: dict[str, Any] = dict(choice.plan or {})
         text, colour = VERDICT_BADGES.get(plan.get("verdict", ""), (str(plan.get("verdict", "?")), "#666666"))
@@ -309,6 +330,25 @@ class HardwarePage(QWidget):
         self.retry_note.setText(f"After running out of memory, Hearth retried: {choice.retry_note}"
                                 if choice.retry_note else "")
         self.retry_note.setVisible(bool(choice.retry_note))
+        offer = plan.get("kv_offer") or {}
+        self.kv_offer_label.setText(f"Larger context: {offer.get('explanation', '')}" if offer else "")
+        self.kv_offer_row.setVisible(bool(offer))
+
+    def _on_kv_offer_button_clicked(self) -> None:
+        offer = dict((self.controller.load_choice.plan or {}).get("kv_offer") or {}) \
+            if self.controller.load_choice else {}
+        if not offer:
+            return
+        previous = self.ctx.settings.kv_cache
+        self.ctx.settings.kv_cache = str(offer.get("type_k", "q8_0"))
+        try:
+            self.ctx.save_settings()
+        except HearthError as exc:
+            self.ctx.settings.kv_cache = previous
+            self.kv_offer_label.setText(f"Could not save the setting: {exc}")
+            return
+        self.kv_offer_row.setVisible(False)
+        self.reload_model()
 
     # ---- engine stats ----------------------------------------------------
 

@@ -44,6 +44,7 @@ PRIVACY_STATEMENT = ("Hearth never sends your conversations or documents anywher
 OFFLINE_LABEL = "🛡 Offline"
 THEMES = (("System", "system"), ("Light", "light"), ("Dark", "dark"))
 EFFORTS = (("Low", "low"), ("Medium", "medium"), ("High", "high"))
+KV_CACHES = (("Automatic", "auto"), ("Full precision (f16)", "f16"), ("8-bit (q8_0)", "q8_0"))
 CONTEXT_CHOICES = ("Auto", "4096", "8192", "16384", "32768", "65536", "131072")
 # Changing these only takes effect when the model is loaded again.
 RELOAD_FIELDS: dict[str, str] = {
@@ -51,13 +52,14 @@ RELOAD_FIELDS: dict[str, str] = {
     "threads": "threads",
     "gpu_layers_override": "GPU layers",
     "cpu_moe_override": "CPU expert layers",
+    "kv_cache": "KV cache",
     "state_cache_bytes": "conversation-state cache size",
 }
 # The Settings fields this page edits through Save (theme and offline save at once).
 FORM_FIELDS = (
     "models_dir", "hf_endpoint", "proxy", "context_size", "temperature", "top_p", "max_tokens", "threads",
     "system_prompt", "reasoning_effort", "gpu_layers_override", "cpu_moe_override", "state_cache_bytes",
-    "save_states_on_exit", "saved_state_max_bytes",
+    "save_states_on_exit", "saved_state_max_bytes", "kv_cache",
 )
 
 
@@ -251,6 +253,15 @@ class SettingsPage(QWidget):
         self.cpu_moe_override = self._line("cpu_moe_override", "CPU expert layers", "Auto")
         self._row(form, "cpu_moe_override", "CPU expert layers", self.cpu_moe_override,
                   "Auto, or how many layers keep their experts in RAM instead of GPU memory.")
+        self.kv_cache = QComboBox()
+        for text, value in KV_CACHES:
+            self.kv_cache.addItem(text, value)
+        self.kv_cache.currentIndexChanged.connect(self._on_field_edited)
+        self.fields["kv_cache"] = self.kv_cache
+        self._row(form, "kv_cache", "KV cache", self.kv_cache,
+                  "Automatic uses full precision and offers 8-bit on the Hardware page when it fits a much "
+                  "longer context. 8-bit halves the cache's memory; attention over long chats is slightly "
+                  "less precise.")
         self.state_cache_mb = self._line("state_cache_bytes", "Conversation-state cache size in MB", "1024")
         self._row(form, "state_cache_bytes", "Conversation-state cache (MB)", self.state_cache_mb,
                   "Memory for recent conversations' processed prompts; 0 turns the cache off.")
@@ -357,6 +368,7 @@ class SettingsPage(QWidget):
             gl = s.gpu_layers_override
             self.gpu_layers_override.setText("Auto" if gl is None else ("All" if gl < 0 else str(gl)))
             self.cpu_moe_override.setText("Auto" if s.cpu_moe_override is None else str(s.cpu_moe_override))
+            self.kv_cache.setCurrentIndex(max(0, self.kv_cache.findData(s.kv_cache)))
             self.state_cache_mb.setText(_mb_text(s.state_cache_bytes))
             self.save_states_on_exit.setChecked(s.save_states_on_exit)
             self.load_last_model.setChecked(s.load_last_model)
@@ -492,6 +504,7 @@ class SettingsPage(QWidget):
         values["reasoning_effort"] = self.reasoning_effort.currentData()
         read("gpu_layers_override", gpu_layers)
         read("cpu_moe_override", cpu_moe)
+        values["kv_cache"] = self.kv_cache.currentData()
         read("state_cache_bytes", lambda: positive_mb(self.state_cache_mb.text(), "The cache size", 0))
         values["save_states_on_exit"] = self.save_states_on_exit.isChecked()
         values["load_last_model"] = self.load_last_model.isChecked()
