@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--password", action="append", default=[], metavar="FILE=PASSWORD",
                    help="the password of an attached encrypted PDF (repeat for several files)")
     c.add_argument("--json", action="store_true", help="print one JSON line per turn")
+    c.add_argument("--server", help="chat with a model on this OpenAI-compatible server (URL or saved name)")
+    c.add_argument("--remote-model", help="the server's model name (hearth servers test NAME lists them)")
+    c.add_argument("--api-key-env", metavar="VAR", help="read the server's API key from this environment variable")
 
     r = sub.add_parser("render", help="print the exact prompt text for a conversation")
     r.add_argument("--model", dest="render_model", required=True, help="GGUF model file")
@@ -113,6 +116,9 @@ def _add_optional_commands(sub: Any) -> None:
     else:
         add_hw_parser(sub)
         add_plan_parser(sub)
+    from app.servers_cli import add_servers_parser
+
+    add_servers_parser(sub)
     from app.tools.cli import add_tools_parser
 
     add_tools_parser(sub)
@@ -164,6 +170,10 @@ def main(argv: Sequence[str] | None = None, gui_runner: Any = None) -> int:
             from app.hardware.cli import run_plan
 
             return run_plan(args, ctx.paths)
+        if command == "servers":
+            from app.servers_cli import run_servers
+
+            return run_servers(args, ctx)
         if command == "tools":
             from app.tools.cli import run_tools
 

@@ -24,6 +24,10 @@ def _err(msg: str) -> None:
 
 
 def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
+    if getattr(args, "server", None):
+        from app.remote_chat_cli import run_remote_chat
+
+        return run_remote_chat(args, ctx)
     store = ctx.store
     conv = None
     if args.conversation is not None:
