@@ -144,6 +144,7 @@ class ToolRegistry:
     def __init__(self, *, approver: Approver | None = None, policy: ApprovalPolicy | None = None) -> None:
         self._tools: dict[str, Tool] = {}
         self._providers: list[ToolProvider] = []
+        self._closers: list[Callable[[], None]] = []
         self._builtins: dict[str, BuiltinTool] = {}
         self.approver = approver
         self.policy = policy
@@ -164,6 +165,19 @@ class ToolRegistry:
     def builtin_tools(self) -> list[str]:
         """The harmony built-ins to declare (render_harmony's ``builtin_tools``), e.g. ["python"]."""
         return list(self._builtins)
+
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` at close(): what the registry's tools hold (MCP connections, sandboxes)."""
+        self._closers.append(fn)
+
+    def close(self) -> None:
+        """Release what the tools hold, last added first; safe to call twice."""
+        closers, self._closers = self._closers[::-1], []
+        for fn in closers:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - every closer runs even if one fails
+                log.warning("closing a tool failed", exc_info=True)
 
     def add_provider(self, provider: ToolProvider) -> None:
         """Offer a provider's tools too; a name already taken by a fixed tool keeps the fixed one."""

@@ -29,7 +29,7 @@ def add_tools_parser(sub: Any) -> None:
     add = msub.add_parser("add", help="add an MCP server")
     add.add_argument("name")
     how = add.add_mutually_exclusive_group(required=True)
-    how.add_argument("--command", help='a stdio server: "CMD ARGS…"')
+    how.add_argument("--command", dest="server_command", help='a stdio server: "CMD ARGS…"')
     how.add_argument("--url", help="a streamable-HTTP server")
     rm = msub.add_parser("rm", help="remove an MCP server")
     rm.add_argument("name")
