@@ -20,6 +20,7 @@ from app.context import AppContext
 from app.engine.client import EngineClient
 from app.errors import HearthError, SearchIndexDamaged
 from app.loading import LoadChoice, load_model
+from app.servers import ServerStore, parse_remote_ref
 from ui.widgets.jobs import Job, JobRunner
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class ChatController(QObject):
     busy_changed = Signal(bool)
     tokens_streamed = Signal(int)  # tokens generated in the last frame (the context meter follows)
     index_damaged = Signal(str)  # the history's search index needs a rebuild (the message says so)
+    servers_changed = Signal()  # a remote server was added, removed or listed its models anew
     error = Signal(str)
     notice = Signal(str)  # something the user should know, not an error
 
@@ -66,6 +68,11 @@ class ChatController(QObject):
         # hardware_provider() -> HardwareInfo | None, so a load need not detect again
         self.hardware_provider: Callable[[], Any] | None = None
         self.tools_factory: Callable[[], Any] | None = None
+        # A remote model replaces the local worker as ``engine`` while it is chosen.
+        self._local_engine = self.engine
+        self.servers = ServerStore(ctx.paths.config_dir, is_offline=lambda: bool(ctx.settings.offline))
+        # confirm_send(host) -> bool: asked once, before the first message goes to a new server
+        self.confirm_send: Callable[[str], bool] | None = None
 
     # ---- state -----------------------------------------------------------
 
@@ -92,8 +99,13 @@ class ChatController(QObject):
             self.stop()
         self.model_path = path
         self.model_loading.emit(path, 0.0)
+        remote = parse_remote_ref(path)
+        if remote is not None:
+            self._start("load", lambda: self._load_remote(path, *remote))
+            return
 
         def run() -> Iterator[Any]:
+            self._use_engine(self._local_engine)
             hw = self.hardware_provider() if self.hardware_provider else None
             for item in load_model(self.engine, path, self.ctx.settings, states_dir=str(self.ctx.paths.states_dir),
                                    hardware=hw):
@@ -106,6 +118,38 @@ class ChatController(QObject):
             yield ("loaded", path, self.engine.model_info)
 
         self._start("load", run)
+
+    def _use_engine(self, engine: Any) -> None:
+        """Make ``engine`` the one turns go to; the previous one gives its memory or connection back."""
+        previous, self.engine = self.engine, engine
+        if previous is not engine:
+            if previous is self._local_engine:
+                previous.unload()
+            else:
+                previous.close()
+
+    def _load_remote(self, ref: str, url: str, model: str) -> Iterator[Any]:
+        """"Loading" a remote model: connect, check the server has it, then use it."""
+        engine = self.servers.engine(url, model)
+        try:
+            engine.test_connection()
+        except BaseException:
+            engine.close()
+            raise
+        self._use_engine(engine)
+        yield ("loaded", ref, dict(engine.model_info or {}, path=ref))
+
+    def _approved_to_send(self) -> bool:
+        """The first message to a server that is not on this computer asks once."""
+        url, host = self.engine.base_url, self.engine.host
+        if not self.servers.needs_approval(url):
+            return True
+        if self.confirm_send is None or not self.confirm_send(host):
+            self.notice.emit(f"Nothing was sent to {host}.")
+            return False
+        entry = self.servers.find(url) or self.servers.add(host.replace(":", "-"), url)
+        self.servers.approve(entry.name)
+        return True
 
     def unload(self) -> None:
         if self._generating:
@@ -136,6 +180,8 @@ class ChatController(QObject):
             return False
         if not self.engine.loaded:
             self.error.emit("No model is loaded. Choose one in the model menu at the top (or File › Open model…).")
+            return False
+        if getattr(self.engine, "is_remote", False) and not self._approved_to_send():
             return False
         session = self._make_session(conversation_id)
         self._generating = True
@@ -248,11 +294,12 @@ class ChatController(QObject):
         self.stop()
         self.engine.cancel()
         self.jobs.shutdown(timeout)
-        if self.ctx.settings.save_states_on_exit and self.engine.loaded:
+        if self.ctx.settings.save_states_on_exit and self.engine.loaded and self.engine is self._local_engine:
             try:
                 keys = [f"conv-{c.id}" for c in self.ctx.store.list(limit=8)]
                 self.engine.save_states(str(self.ctx.paths.states_dir), keys, self.ctx.settings.saved_state_max_bytes)
             except HearthError as exc:
                 log.warning("could not save conversation states: %s", exc)
         self.engine.close()
+        self._local_engine.close()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QToolButton, QWidget
 
+from app.engine.remote import host_of
+from app.servers import parse_remote_ref
 from ui.chat.model_picker import ModelPicker
 from ui.widgets import theme
 from ui.widgets.icons import icon
@@ -50,8 +52,19 @@ class ChatHeader(QWidget):
         self.remote_badge.setObjectName("remoteBadge")
         self.remote_badge.setVisible(False)
         hl.addWidget(self.remote_badge)
+        self.picker.current_changed.connect(self._on_picker_current_changed)
         self._retint(theme.current())
         theme.notifier().changed.connect(self._retint)
+
+    def _on_picker_current_changed(self, path: str) -> None:
+        """A remote model says where the conversation goes: "sent to gpu-box.lan"."""
+        remote = parse_remote_ref(path)
+        host = host_of(remote[0]) if remote else ""
+        self.remote_badge.setText(f"sent to {host}" if host else "")
+        self.remote_badge.setToolTip(f"Messages, retrieved document passages and tool results in this chat are "
+                                     f"sent to {remote[0]}." if remote else "")
+        self.remote_badge.setAccessibleName(f"Sent to {host}" if host else "")
+        self.remote_badge.setVisible(bool(host))
 
     def _retint(self, t: theme.Tokens) -> None:
         self.eject_button.setIcon(icon("eject", t.muted))

@@ -3,6 +3,7 @@ for this computer; choosing one loads it (progress shows beside the picker)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,11 +11,23 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QComboBox, QWidget
 
+from app.engine.remote import host_of
+from app.servers import parse_remote_ref
 from ui.widgets.inputs import guard_wheel
 
 OPEN_FILE = "::open"
 MANAGE = "::manage"
 ROLE_PATH = Qt.ItemDataRole.UserRole + 1
+
+
+def _key(path: str) -> str:
+    """How two entries are the same model: a file's resolved path, a remote model's reference."""
+    return path if parse_remote_ref(path) else str(Path(path).resolve())
+
+
+def _label(path: str) -> str:
+    remote = parse_remote_ref(path)
+    return f"{remote[1]} · {host_of(remote[0])}" if remote else Path(path).name
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,7 @@ class ModelPicker(QComboBox):
     model_chosen = Signal(str)  # the file to load
     open_file_requested = Signal()
     manage_requested = Signal()
+    current_changed = Signal(str)  # the model shown as chosen ("" for none)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -55,6 +69,8 @@ class ModelPicker(QComboBox):
         self.setPlaceholderText("Choose a model…")
         self.entries: list[PickerEntry] = []
         self.current_path: str | None = None
+        # more entries after the installed ones: the models of remote servers (ui/pages/servers.py)
+        self.extra_entries: Callable[[], list[PickerEntry]] = lambda: []
         self._rebuilding = False
         self.activated.connect(self._on_activated)
         guard_wheel(self)
@@ -64,14 +80,14 @@ class ModelPicker(QComboBox):
         """Installed models first, then recent files not in the library (no duplicates)."""
         seen: set[str] = set()
         unique: list[PickerEntry] = []
-        for e in entries:
-            key = str(Path(e.path).resolve()) if e.path else e.name
+        for e in [*entries, *self.extra_entries()]:
+            key = _key(e.path) if e.path else e.name
             if key not in seen:
                 seen.add(key)
                 unique.append(e)
-        if self.current_path and str(Path(self.current_path).resolve()) not in seen:
+        if self.current_path and _key(self.current_path) not in seen:
             # the loaded model stays in the list (a file opened from elsewhere, not installed)
-            unique.insert(0, PickerEntry(self.current_path, Path(self.current_path).name, "opened from a file"))
+            unique.insert(0, PickerEntry(self.current_path, _label(self.current_path), "opened from a file"))
         self.entries = unique
         self._rebuild()
 
@@ -79,15 +95,16 @@ class ModelPicker(QComboBox):
         """Show ``path`` as the chosen model (it is added if the list lacks it)."""
         self.current_path = path
         if path and self._index_of(path) < 0:
-            self.entries.insert(0, PickerEntry(path, Path(path).name, "recently opened"))
+            self.entries.insert(0, PickerEntry(path, _label(path), "recently opened"))
             self._rebuild()
         self._select_current()
+        self.current_changed.emit(path or "")
 
     def _index_of(self, path: str) -> int:
-        want = str(Path(path).resolve())
+        want = _key(path)
         for i in range(self.count()):
             p = self.itemData(i, ROLE_PATH)
-            if isinstance(p, str) and not p.startswith("::") and str(Path(p).resolve()) == want:
+            if isinstance(p, str) and not p.startswith("::") and _key(p) == want:
                 return i
         return -1
 

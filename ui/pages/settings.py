@@ -26,6 +26,7 @@ from app.errors import HearthError, SettingsError
 from app.models.errors import KeyringUnavailableError
 from app.models.token import TokenStore
 from app.settings import PROXY_SCHEMES, Settings
+from ui.pages.servers import ServersPanel
 from ui.widgets.forms import aligned_form, form_label
 from ui.widgets.inputs import guard_wheel
 from ui.widgets.labels import hint_label, page_title
@@ -212,6 +213,9 @@ class SettingsPage(QWidget):
         self.session_only.setToolTip("Hearth forgets the token when it closes; it is never written to a file.")
         self.session_only.setVisible(False)
         form.addRow(form_label(), self.session_only)
+
+        self.servers_panel = ServersPanel(self.controller)
+        col.addWidget(self.servers_panel)
 
         # Model defaults
         form = self._section(col, "Model defaults")
