@@ -14,18 +14,20 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from app import context_window as cw
 from app.chat_template import render_chat_template, render_plain
 from app.engine.client import EngineClient
+from app.engine.protocol import GenerationDone, TokenPiece
 from app.errors import ContextOverflow, EngineError, HearthError, StorageError, WorkerDied
 from app.harmony.detect import HARMONY_STOP_TOKENS, is_harmony_model
 from app.harmony.parser import ContentDelta, HarmonyStreamParser, ToolCall
 from app.harmony.render import render_harmony
 from app.harmony.tools import MAX_TOOL_CALLS_PER_TURN, ToolRegistry
 from app.prompt import Prompt
-from app.storage.conversations import ConversationStore, Message, title_from
+from app.storage.conversations import CONTEXT_ROLE, Conversation, ConversationStore, Message, title_from
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,22 @@ class ReplyFailed:
     kind: str  # "context" | "worker_died" | "engine" | "empty"
 
 
-ChatEvent = ReplyStarted | Delta | ToolCallEvent | ReplyFinished | ReplyFailed
+@dataclass(frozen=True)
+class ContextTrimmed:
+    """Earlier messages left the model's view; ``marker`` is the stored marker (role "context")."""
+
+    marker: Message
+
+
+@dataclass(frozen=True)
+class Summarizing:
+    """The model is writing a summary of the turns that leave its view (before the reply)."""
+
+    conversation_id: int
+    messages: int
+
+
+ChatEvent = ReplyStarted | Delta | ToolCallEvent | ReplyFinished | ReplyFailed | ContextTrimmed | Summarizing
 
 
 @dataclass
@@ -143,11 +160,20 @@ class PromptBuilder:
 
 
 def history_for_prompt(messages: list[Message], system_prompt: str) -> list[dict[str, Any]]:
-    """The stored conversation as the renderers take it (failed replies left out)."""
+    """The stored conversation as the renderers take it: what is in the model's view.
+
+    Failed replies are left out; so is everything before the latest context marker,
+    whose summary (in summary mode) joins the instructions.
+    """
+    view = cw.current_view(messages)
+    instructions = system_prompt
+    if view.summary.strip():
+        head = system_prompt.strip() + "\n\n" if system_prompt.strip() else ""
+        instructions = head + cw.SUMMARY_HEADING + "\n" + view.summary.strip()
     out: list[dict[str, Any]] = []
-    if system_prompt.strip():
-        out.append({"role": "system", "content": system_prompt})
-    for m in messages:
+    if instructions.strip():
+        out.append({"role": "system", "content": instructions})
+    for m in cw.visible(messages, view.start_seq):
         if m.role == "assistant" and m.status == "error" and not m.content:
             continue
         if m.role == "assistant" and not (m.content or m.tool_calls):
@@ -196,6 +222,16 @@ class ChatSession:
             return
         first = self.store.message_count(conversation_id) == 0
         try:
+            problem = self.check_fits(conversation_id, text)
+        except (WorkerDied, EngineError):
+            problem = None  # the reply's own attempt reports what is wrong with the engine
+        if problem:
+            # Nothing is sent and nothing is saved: the text stays where the user wrote it.
+            if first:
+                self.store.discard_if_empty(conversation_id)
+            yield ReplyFailed(None, problem, "context")
+            return
+        try:
             self.store.add_message(conversation_id, "user", text)
         except StorageError:
             if first:
@@ -237,8 +273,9 @@ class ChatSession:
         # ``_stop`` is not reset here: a Stop pressed while the turn is being set up (before
         # the engine has started, which clears its own cancel flag) must still stop it.
         builder = self.builder
+        remote = bool(getattr(self.engine, "is_remote", False))
         conv = self.store.get(conversation_id)
-        s = self.sampling
+        s = self.sampling_for(conv)
         temp_default, top_p_default = builder.default_sampling()
         citations: list[dict[str, Any]] = []
         injected: list[dict[str, Any]] = []
@@ -246,22 +283,26 @@ class ChatSession:
             history = self.store.messages(conversation_id)
             question = next((m.content for m in reversed(history) if m.role == "user"), "")
             injected, citations = self.extra_context(conversation_id, question)
-        tool_schemas = self.tools.schemas() if (self.tools is not None and builder.harmony) else None
+        tools_on = self.tools is not None and conv.options.get("tools", True) and (builder.harmony or remote)
+        tool_schemas = self.tools.schemas() if tools_on and self.tools is not None else None
         n_tool_calls = 0
         total_stats: dict[str, Any] = {}
         while True:
             history = self.store.messages(conversation_id)
-            msgs = history_for_prompt(history, conv.system_prompt or s.system_prompt)
-            if injected:
-                if getattr(self.extra_context, "last_mode", "") == "whole":
-                    # The whole documents are the same every turn: right after the system
-                    # prompt, so the prompt cache keeps them from one turn to the next.
-                    at = 1 if msgs and msgs[0]["role"] in ("system", "developer") else 0
-                else:
-                    # Passages retrieved for this question go just before it.
-                    at = max(i for i, m in enumerate(msgs) if m["role"] == "user")
-                msgs = msgs[:at] + injected + msgs[at:]
-            prompt = builder.build(msgs, tools=tool_schemas, reasoning_effort=conv.reasoning_effort)
+            msgs = self._prompt_messages(conv, s, history, injected)
+            prompt = None
+            if not remote:
+                prompt = builder.build(msgs, tools=tool_schemas, reasoning_effort=conv.reasoning_effort)
+                try:
+                    fitted = yield from self._fit(conversation_id, conv, s, builder, history, injected,
+                                                  tool_schemas, prompt)
+                except ContextOverflow as exc:
+                    if self._stop:
+                        break
+                    yield ReplyFailed(None, str(exc), "context")
+                    return
+                if fitted is not None:
+                    prompt = fitted
             reply = self.store.add_message(conversation_id, "assistant", "", status="streaming")
             yield ReplyStarted(conversation_id, reply.id)
             turn = _TurnState(reply)
@@ -275,36 +316,35 @@ class ChatSession:
             }
             if builder.harmony:
                 req.update(top_k=0, min_p=0.0)
-            parser = HarmonyStreamParser(self.tools.names() if self.tools else None) if builder.harmony else None
             calls: list[ToolCall] = []
             stats: dict[str, Any] = {}
             try:
-                for ev in ([] if self._stop else self.engine.generate(req, prompt)):
+                if self._stop:
+                    events: Iterator[Any] = iter(())
+                elif remote:
+                    events = self.engine.chat(  # type: ignore[attr-defined]
+                        msgs, tools=tool_schemas, reasoning_effort=conv.reasoning_effort, req=req)
+                else:
+                    assert prompt is not None
+                    events = self._local_events(builder, req, prompt)
+                for ev in events:
                     if self._stop:
                         self.engine.cancel()  # the engine cleared a cancel that came before it began
-                    if hasattr(ev, "text"):
+                    if isinstance(ev, TokenPiece):
                         turn.tokens += 1
-                        if parser is None:
-                            yield from self._emit(turn, "final", ev.text)
-                        else:
-                            for pev in parser.feed(ev.text):
-                                if isinstance(pev, ContentDelta):
-                                    if pev.recipient:
-                                        continue  # tool-call arguments, shown on the card
-                                    channel = "analysis" if pev.channel == "analysis" else "final"
-                                    yield from self._emit(turn, channel, pev.text)
-                                elif isinstance(pev, ToolCall):
-                                    calls.append(pev)
                         self._maybe_save(turn)
-                    else:
+                    elif isinstance(ev, ContentDelta):
+                        if remote:
+                            turn.tokens += 1
+                        if ev.recipient:
+                            continue  # tool-call arguments, shown on the card
+                        yield from self._emit(turn, "analysis" if ev.channel == "analysis" else "final", ev.text)
+                        if remote:
+                            self._maybe_save(turn)
+                    elif isinstance(ev, ToolCall):
+                        calls.append(ev)
+                    elif isinstance(ev, GenerationDone):
                         stats = ev.stats
-                if parser is not None:
-                    for pev in parser.finish():
-                        if isinstance(pev, ContentDelta) and not pev.recipient:
-                            channel = "analysis" if pev.channel == "analysis" else "final"
-                            yield from self._emit(turn, channel, pev.text)
-                        elif isinstance(pev, ToolCall):
-                            calls.append(pev)
             except ContextOverflow as exc:
                 yield self._fail(turn, str(exc), "context")
                 return
@@ -332,16 +372,186 @@ class ChatSession:
             status = "stopped" if stopped else "complete"
             final_stats = dict(total_stats)
             final_stats["citations"] = citations
+            after = self.store.messages(conversation_id)
+            final_stats["dropped_messages"] = cw.out_of_view(after, cw.current_view(after).start_seq)
             self.store.update_message(
                 reply.id, content=turn.content, thinking=turn.thinking, status=status, stats=final_stats,
             )
             self.store.touch(conversation_id)
             yield ReplyFinished(self.store.get_message(reply.id), final_stats)
             return
-        # Stopped during a tool loop.
+        # Stopped during a tool loop (or while the view was being summarised).
         self.store.touch(conversation_id)
         last = self.store.messages(conversation_id, limit=1)[0]
         yield ReplyFinished(last, dict(total_stats, stop_reason="cancelled"))
+
+    def sampling_for(self, conv: Conversation) -> SamplingSettings:
+        """The session's sampling with the conversation's own choices (its preset) on top."""
+        o = conv.options
+        return replace(
+            self.sampling,
+            temperature=float(o["temperature"]) if "temperature" in o else self.sampling.temperature,
+            top_p=float(o["top_p"]) if "top_p" in o else self.sampling.top_p,
+            max_tokens=int(o["max_tokens"]) if "max_tokens" in o else self.sampling.max_tokens,
+        )
+
+    def _prompt_messages(self, conv: Conversation, s: SamplingSettings, history: list[Message],
+                         injected: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        msgs = history_for_prompt(history, conv.system_prompt or s.system_prompt)
+        if injected:
+            if getattr(self.extra_context, "last_mode", "") == "whole":
+                # The whole documents are the same every turn: right after the system
+                # prompt, so the prompt cache keeps them from one turn to the next.
+                at = 1 if msgs and msgs[0]["role"] in ("system", "developer") else 0
+            else:
+                # Passages retrieved for this question go just before it.
+                at = max((i for i, m in enumerate(msgs) if m["role"] == "user"), default=len(msgs))
+            msgs = msgs[:at] + injected + msgs[at:]
+        return msgs
+
+    def _local_events(self, builder: PromptBuilder, req: dict[str, Any], prompt: Prompt) -> Iterator[Any]:
+        """The local engine's stream as parsed events (TokenPiece first, for counting)."""
+        parser = HarmonyStreamParser(self.tools.names() if self.tools else None) if builder.harmony else None
+        for ev in self.engine.generate(req, prompt):
+            if isinstance(ev, TokenPiece):
+                yield ev
+                if parser is None:
+                    yield ContentDelta("final", ev.text)
+                else:
+                    yield from (e for e in parser.feed(ev.text) if isinstance(e, (ContentDelta, ToolCall)))
+            else:
+                yield ev
+        if parser is not None:
+            yield from (e for e in parser.finish() if isinstance(e, (ContentDelta, ToolCall)))
+
+    # ---- the model's view of a long conversation ----------------------------
+
+    def _n_ctx(self) -> int:
+        return int((self.engine.model_info or {}).get("n_ctx") or 0)
+
+    def check_fits(self, conversation_id: int, text: str) -> str | None:
+        """Why ``text`` cannot be sent as one message (it alone outgrows the context), or None."""
+        n_ctx = self._n_ctx()
+        if not n_ctx or getattr(self.engine, "is_remote", False) or not self.engine.model_info:
+            return None
+        conv = self.store.get(conversation_id)
+        s = self.sampling_for(conv)
+        room = cw.reply_room(n_ctx, s.max_tokens)
+        msgs = history_for_prompt([], conv.system_prompt or s.system_prompt) + [{"role": "user", "content": text}]
+        n = self.engine.count_tokens(self.builder.build(msgs, reasoning_effort=conv.reasoning_effort))
+        if n + room <= n_ctx:
+            return None
+        return (f"This message is {n:,} tokens long, but the model's context holds {n_ctx:,} tokens "
+                f"and {room:,} of them are kept for the reply. Attach the text as a document instead "
+                "(drag the file into the chat, or hearth chat --attach FILE): Hearth then sends the "
+                "passages that answer each question. Or shorten the message, or raise the context size "
+                "in Settings.")
+
+    def _fit(self, conversation_id: int, conv: Conversation, s: SamplingSettings, builder: PromptBuilder,
+             history: list[Message], injected: list[dict[str, Any]], tool_schemas: list[dict[str, Any]] | None,
+             prompt: Prompt) -> Iterator[ChatEvent]:
+        """Make the prompt fit (prompt + reply room <= context) by moving the view on.
+
+        Returns the new prompt (None when it already fitted); yields ContextTrimmed (and
+        Summarizing) events. Raises ContextOverflow when even the newest turn alone does
+        not fit.
+        """
+        n_ctx = self._n_ctx()
+        if not n_ctx:
+            return None
+        room = cw.reply_room(n_ctx, s.max_tokens)
+        n = self.engine.count_tokens(prompt)
+        if n + room <= n_ctx:
+            return None
+        view = cw.current_view(history)
+        starts = cw.turn_starts(history, view.start_seq)
+        if not starts:
+            raise ContextOverflow(self._too_long(n, n_ctx, room))
+        target = min(int(n_ctx * cw.TRIM_TARGET_SHARE), n_ctx - room)
+
+        def tokens_from(start: int, summary: str = "") -> tuple[int, Prompt]:
+            fake = [m for m in history if m.seq >= start and m.role != CONTEXT_ROLE]
+            marker = [Message(id=0, conversation_id=conversation_id, seq=start - 1 if start else 0,
+                              role=CONTEXT_ROLE, content=summary,
+                              stats=cw.marker_stats("summary" if summary else "dropped", start, 0))]
+            msgs = self._prompt_messages(conv, s, marker + fake, injected)
+            pr = builder.build(msgs, tools=tool_schemas, reasoning_effort=conv.reasoning_effort)
+            return self.engine.count_tokens(pr), pr
+
+        # The fewest turns dropped that bring the prompt under the target; failing that, the
+        # fewest that make it fit at all. Fewer tokens the later the view starts: bisect.
+        lo, hi = 0, len(starts) - 1
+        n_last, _ = tokens_from(starts[-1])
+        if n_last + room > n_ctx:
+            raise ContextOverflow(self._too_long(n_last, n_ctx, room))
+        goal = target if n_last <= target else n_ctx - room
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if tokens_from(starts[mid])[0] <= goal:
+                hi = mid
+            else:
+                lo = mid + 1
+        new_start = starts[lo]
+        dropped = cw.out_of_view(history, new_start)
+        summary = ""
+        kind = "dropped"
+        note = ""
+        if conv.options.get("overflow") == "summarize":
+            yield Summarizing(conversation_id, dropped)
+            summary, note = self._summarize(builder, history, view, new_start, n_ctx)
+            if self._stop:
+                raise ContextOverflow("Stopped while the summary was being written.")
+            if summary:
+                kind = "summary"
+                n_sum, _ = tokens_from(new_start, summary)
+                if n_sum + room > n_ctx:
+                    summary, kind, note = "", "dropped", "the summary did not fit next to the newest turn"
+        extra = {"note": note} if note else {}
+        marker = self.store.add_message(conversation_id, CONTEXT_ROLE, summary,
+                                        stats=cw.marker_stats(kind, new_start, dropped, **extra))
+        yield ContextTrimmed(marker)
+        log.info("conversation %d: view moved to message %d (%d out of view, %s)",
+                 conversation_id, new_start, dropped, kind)
+        history = self.store.messages(conversation_id)
+        return builder.build(self._prompt_messages(conv, s, history, injected), tools=tool_schemas,
+                             reasoning_effort=conv.reasoning_effort)
+
+    @staticmethod
+    def _too_long(n: int, n_ctx: int, room: int) -> str:
+        return (f"The newest message and what belongs to it are {n:,} tokens long, but the model's context "
+                f"holds {n_ctx:,} tokens and {room:,} of them are kept for the reply. Attach long text as a "
+                "document instead, start a new chat, or raise the context size in Settings.")
+
+    def _summarize(self, builder: PromptBuilder, history: list[Message], view: cw.View, new_start: int,
+                   n_ctx: int) -> tuple[str, str]:
+        """A summary of what leaves the view, written by the model; ("", why) when it wrote none."""
+        max_summary = max(64, min(400, n_ctx // 4))
+        budget_chars = max(400, (n_ctx - max_summary - 200) * 3)
+        while True:
+            source = cw.summary_source(history, view, new_start, budget_chars)
+            msgs = [{"role": "system", "content": cw.SUMMARY_INSTRUCTIONS},
+                    {"role": "user", "content": "Summarise this conversation:\n\n" + source}]
+            prompt = builder.build(msgs, reasoning_effort="low")
+            if self.engine.count_tokens(prompt) + max_summary <= n_ctx or budget_chars <= 400:
+                break
+            budget_chars //= 2
+        temp, top_p = builder.default_sampling()
+        req = {"conv_key": None, "use_cache": False, "max_tokens": max_summary, "temperature": temp,
+               "top_p": top_p, "stop_tokens": builder.stop_tokens}
+        if builder.harmony:
+            req.update(top_k=0, min_p=0.0)
+        final, analysis = [], []
+        try:
+            for ev in self._local_events(builder, req, prompt):
+                if isinstance(ev, ContentDelta) and not ev.recipient:
+                    (analysis if ev.channel == "analysis" else final).append(ev.text)
+        except ContextOverflow:
+            return "", "the text to summarise did not fit in the context"
+        except (WorkerDied, EngineError) as exc:
+            log.warning("summary failed: %s", exc)
+            return "", f"the summary failed ({exc})"
+        text = "".join(final).strip() or "".join(analysis).strip()
+        return (text, "") if text else ("", "the model wrote no summary")
 
     def _emit(self, turn: _TurnState, channel: str, text: str) -> Iterator[ChatEvent]:
         if not text:

@@ -79,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int)
     c.add_argument("--reasoning", choices=("low", "medium", "high"), help="gpt-oss reasoning effort")
     c.add_argument("--show-reasoning", action="store_true", help="print the model's thinking too")
-    c.add_argument("--system", help="system prompt (instructions)")
+    c.add_argument("--system", help="system prompt (instructions; gpt-oss: the developer message)")
+    c.add_argument("--preset", help="start from a preset (instructions, reasoning, sampling, tools): see Settings")
+    c.add_argument("--overflow", choices=("drop", "summarize"),
+                   help="when the chat outgrows the context: drop the oldest turns (default) or summarize them")
     c.add_argument("--no-tools", action="store_true", help="don't offer tools to the model")
     c.add_argument("--attach", action="append", default=[], metavar="FILE", help="a document to ask about")
     c.add_argument("--password", action="append", default=[], metavar="FILE=PASSWORD",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from typing import Any
@@ -15,6 +16,9 @@ from app.context import AppContext
 from app.engine.client import EngineClient
 from app.errors import HearthError, ModelLoadError
 from app.loading import LoadChoice, load_model
+from app.presets import PresetStore, apply_preset, presets_path
+
+log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_LOAD = 0, 1, 2, 3
 
@@ -54,6 +58,13 @@ def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
     if args.temperature is not None and not 0 <= args.temperature <= 5:
         _err("--temperature must be between 0 and 5.")
         return EXIT_USAGE
+    preset = None
+    if getattr(args, "preset", None):
+        try:
+            preset = PresetStore(presets_path(ctx.paths.settings_path)).get(args.preset)
+        except KeyError as exc:
+            _err(f"{exc.args[0]}")
+            return EXIT_USAGE
     from app.documents.chat_support import parse_passwords
 
     try:
@@ -82,16 +93,29 @@ def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
         load_s = time.perf_counter() - t0
         created = conv is None
         if conv is None:
-            conv = store.create(model=str(model_path),
-                                reasoning_effort=args.reasoning or ctx.settings.reasoning_effort,
-                                system_prompt=args.system if args.system is not None else ctx.settings.system_prompt)
-        else:
-            updates: dict[str, Any] = {"model": str(model_path)}
-            if args.reasoning:
-                updates["reasoning_effort"] = args.reasoning
-            if args.system is not None:
-                updates["system_prompt"] = args.system
-            store.update(conv.id, **updates)
+            conv = store.create(model=str(model_path), reasoning_effort=ctx.settings.reasoning_effort,
+                                system_prompt=ctx.settings.system_prompt,
+                                options={"overflow": ctx.settings.overflow})
+            if preset is None and ctx.settings.default_preset:
+                try:
+                    preset = PresetStore(presets_path(ctx.paths.settings_path)).get(ctx.settings.default_preset)
+                except KeyError:
+                    log.warning("the default preset %r is gone; using the settings", ctx.settings.default_preset)
+        store.update(conv.id, model=str(model_path))
+        # A preset first, then what the command line says on top of it.
+        if preset is not None:
+            apply_preset(store, conv.id, preset)
+        updates: dict[str, Any] = {}
+        if args.reasoning:
+            updates["reasoning_effort"] = args.reasoning
+        if args.system is not None:
+            updates["system_prompt"] = args.system
+        store.update(conv.id, **updates)
+        if args.overflow:
+            store.set_options(conv.id, overflow=args.overflow)
+        if args.no_tools:
+            store.set_options(conv.id, tools=False)
+        conv = store.get(conv.id)
         tools = None
         if not args.no_tools:
             from app.harmony.tools import default_registry
@@ -212,6 +236,7 @@ def _one_turn(session: ChatSession, conv_id: int, prompt: str, args: argparse.Na
                       for c in st.get("citations", [])],
         "n_ctx": st.get("n_ctx"),
         "context_used": st.get("context_used"),
+        "dropped_messages": st.get("dropped_messages", 0),
         "model": info.get("name"),
         "architecture": info.get("architecture"),
         "load_s": round(load_s, 3),

@@ -35,6 +35,8 @@ class Settings:
     threads: int | None = None  # None = the planner's choice
     system_prompt: str = ""
     reasoning_effort: str = "medium"
+    default_preset: str = ""  # the preset new chats start with ("" = none: the settings above)
+    overflow: str = "drop"  # a long chat's overflow policy for new chats: drop | summarize
     # models and network
     models_dir: str | None = None
     last_model: str | None = None
@@ -51,6 +53,12 @@ class Settings:
     gpu_layers_override: int | None = None
     cpu_moe_override: int | None = None
     kv_cache: str = "auto"  # auto (f16, 8-bit offered when it fits far more context) | f16 | q8_0
+    # local API server (Settings › Local server; also `hearth serve`)
+    server_enabled: bool = False  # off by default: nothing listens unless the user says so
+    server_port: int = 8642
+    server_api_key: str | None = None
+    server_save_requests_to_history: bool = False
+    server_cors_origins: list[str] = field(default_factory=list)
     # window
     theme: str = "system"  # system | light | dark
     first_run_done: bool = False
@@ -69,6 +77,8 @@ class Settings:
             raise SettingsError("Threads must be at least 1.")
         if self.reasoning_effort not in ("low", "medium", "high"):
             raise SettingsError("Reasoning effort must be low, medium or high.")
+        if self.overflow not in ("drop", "summarize"):
+            raise SettingsError("When a chat outgrows the context, Hearth can drop or summarize earlier turns.")
         if self.gpu_layers_override is not None and self.gpu_layers_override < -1:
             raise SettingsError("GPU layers must be -1 (all), 0 or more.")
         if self.cpu_moe_override is not None and self.cpu_moe_override < 0:
@@ -79,6 +89,10 @@ class Settings:
             raise SettingsError("The conversation-state cache size cannot be negative.")
         if self.saved_state_max_bytes < (1 << 20):
             raise SettingsError("The largest saved conversation state must be at least 1 MB.")
+        if not 0 <= self.server_port <= 65535:
+            raise SettingsError("The local server's port must be from 0 to 65535.")
+        if not all(isinstance(o, str) and o.startswith(("http://", "https://")) for o in self.server_cors_origins):
+            raise SettingsError("Each allowed origin of the local server must start with http:// or https://.")
         if self.hf_endpoint and not self.hf_endpoint.startswith(("http://", "https://")):
             raise SettingsError("Mirror endpoint must be a URL starting with http:// or https://.")
         if self.proxy and not self.proxy.lower().startswith(tuple(f"{s}://" for s in PROXY_SCHEMES)):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TypeVar
 
 from app.storage.versions import VersionInfo, Versions
-from app.storage.db import Database
+from app.storage.db import Database, register_migration
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class Message:
     id: int
     conversation_id: int
     seq: int
-    role: str  # system | user | assistant | tool
+    role: str  # system | user | assistant | tool | context (a marker: see CONTEXT_ROLE)
     content: str = ""
     thinking: str = ""
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
@@ -58,6 +58,8 @@ class Conversation:
     model: str | None = None
     reasoning_effort: str = "medium"
     system_prompt: str = ""
+    # Per-conversation choices (see CONVERSATION_OPTIONS): sampling, tools, overflow policy, preset.
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def _msg(row: Any) -> Message:
@@ -87,7 +89,61 @@ def _conv(row: Any) -> Conversation:
         model=row["model"],
         reasoning_effort=row["reasoning_effort"],
         system_prompt=row["system_prompt"],
+        options=_options(row),
     )
+
+
+def _options(row: Any) -> dict[str, Any]:
+    try:
+        raw = row["options"]
+    except (IndexError, KeyError):
+        return {}
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# A message of this role is not said by anyone: it marks where earlier messages left the
+# model's view (stats: kind "dropped" | "summary", view_from_seq, dropped_messages). A
+# summary marker's content is the summary the model sees in their place.
+CONTEXT_ROLE = "context"
+
+# What a conversation's ``options`` may hold, with the type of each value.
+CONVERSATION_OPTIONS: dict[str, tuple[type, ...]] = {
+    "temperature": (int, float),
+    "top_p": (int, float),
+    "max_tokens": (int,),
+    "tools": (bool,),
+    "overflow": (str,),  # "drop" | "summarize"
+    "preset": (str,),
+}
+
+
+def context_marker_text(m: "Message") -> str:
+    """What a context marker says, in words (the transcript and exports)."""
+    n = int(m.stats.get("dropped_messages", 0))
+    what = f"{n} message{'s' if n != 1 else ''}"
+    if m.stats.get("kind") == "summary":
+        return f"Earlier messages are no longer in the model's view: {what}, replaced by a summary"
+    return f"Earlier messages are no longer in the model's view: {what}"
+
+
+def _checked_options(options: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in options.items():
+        types = CONVERSATION_OPTIONS.get(k)
+        if types is None:
+            raise ValueError(f"unknown conversation option {k!r} (known: {', '.join(CONVERSATION_OPTIONS)})")
+        if v is None:
+            continue
+        if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+            raise ValueError(f"conversation option {k!r} must be {types[0].__name__}, not {type(v).__name__}")
+        if k == "overflow" and v not in ("drop", "summarize"):
+            raise ValueError("conversation option 'overflow' must be 'drop' or 'summarize'")
+        out[k] = v
+    return out
 
 
 MATCH_START, MATCH_END = "\x02", "\x03"  # around the matched words in SearchHit.snippet
@@ -102,6 +158,13 @@ def title_from(text: str, limit: int = 48) -> str:
         return line
     cut = line[:limit].rsplit(" ", 1)[0]
     return (cut or line[:limit]) + "…"
+
+
+def _migrate_options(c: Any) -> None:
+    c.execute("ALTER TABLE conversations ADD COLUMN options TEXT NOT NULL DEFAULT '{}'")
+
+
+register_migration(4, _migrate_options)
 
 
 @dataclass
@@ -149,13 +212,16 @@ class ConversationStore:
     # ---- conversations ---------------------------------------------------
 
     def create(self, title: str = "New chat", *, model: str | None = None,
-               reasoning_effort: str = "medium", system_prompt: str = "") -> Conversation:
+               reasoning_effort: str = "medium", system_prompt: str = "",
+               options: dict[str, Any] | None = None) -> Conversation:
         now = time.time()
         cur = self._c.execute(
             "INSERT INTO conversations(title, created_at, updated_at, model, reasoning_effort, system_prompt)"
             " VALUES (?,?,?,?,?,?)",
             (title, now, now, model, reasoning_effort, system_prompt),
         )
+        if options:
+            self.update(int(cur.lastrowid), options=options)
         return self.get(int(cur.lastrowid))
 
     def get(self, conversation_id: int) -> Conversation:
@@ -180,14 +246,27 @@ class ConversationStore:
         self._c.execute("UPDATE conversations SET title=? WHERE id=?", (title, conversation_id))
 
     def update(self, conversation_id: int, **fields_: Any) -> None:
-        allowed = {"model", "reasoning_effort", "system_prompt"}
+        allowed = {"model", "reasoning_effort", "system_prompt", "options"}
         bad = set(fields_) - allowed
         if bad:
             raise ValueError(f"cannot update {sorted(bad)}")
         if not fields_:
             return
+        if "options" in fields_:
+            fields_["options"] = json.dumps(_checked_options(fields_["options"]))
         cols = ", ".join(f"{k}=?" for k in fields_)
         self._c.execute(f"UPDATE conversations SET {cols} WHERE id=?", (*fields_.values(), conversation_id))
+
+    def set_options(self, conversation_id: int, **changes: Any) -> dict[str, Any]:
+        """Merge ``changes`` into the conversation's options (a value of None removes the key)."""
+        opts = dict(self.get(conversation_id).options)
+        for k, v in changes.items():
+            if v is None:
+                opts.pop(k, None)
+            else:
+                opts[k] = v
+        self.update(conversation_id, options=opts)
+        return opts
 
     def touch(self, conversation_id: int) -> None:
         self._c.execute("UPDATE conversations SET updated_at=? WHERE id=?", (time.time(), conversation_id))
@@ -209,10 +288,10 @@ class ConversationStore:
         c.execute("BEGIN")
         try:
             c.execute(
-                "INSERT INTO conversations(id, title, created_at, updated_at, model, reasoning_effort, system_prompt)"
-                " VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO conversations(id, title, created_at, updated_at, model, reasoning_effort, system_prompt,"
+                " options) VALUES (?,?,?,?,?,?,?,?)",
                 (conv.id, conv.title, conv.created_at, conv.updated_at, conv.model,
-                 conv.reasoning_effort, conv.system_prompt),
+                 conv.reasoning_effort, conv.system_prompt, json.dumps(conv.options)),
             )
             for m in messages:
                 self._insert(m.conversation_id, m.seq, m, msg_id=m.id)
@@ -403,6 +482,12 @@ class ConversationStore:
         if attachments:
             out += ["**Attachments:** " + ", ".join(attachments), ""]
         for m in self.messages(conversation_id):
+            if m.role == CONTEXT_ROLE:
+                out += [f"*{context_marker_text(m)}*", ""]
+                if m.content:
+                    out += ["<details><summary>Summary the model sees</summary>", "", m.content, "",
+                            "</details>", ""]
+                continue
             who = {"user": "You", "assistant": "Assistant", "tool": f"Tool ({m.name or ''})",
                    "system": "System"}.get(m.role, m.role)
             out.append(f"## {who}")

@@ -42,8 +42,9 @@ def test_documents_migration_arrives_when_documents_is_imported(tmp_path: Path) 
         assert db.conn.execute("SELECT version FROM schema_version").fetchone()[0] == len(MIGRATIONS)
         db.close()
         db = Database(path)
-        # version 2 (documents) arrived, and storage's own version 3 (answer versions) that waited for it
-        assert db.conn.execute("SELECT version FROM schema_version").fetchone()[0] == 3
+        # version 2 (documents) arrived, and storage's own versions 3 (answer versions) and 4
+        # (conversation options) that waited for it
+        assert db.conn.execute("SELECT version FROM schema_version").fetchone()[0] == 4
         assert {{"documents", "chunks", "attachments", "message_versions"}} <= tables()
         db.close()
     """)
