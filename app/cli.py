@@ -125,6 +125,9 @@ def _add_optional_commands(sub: Any) -> None:
     from app.tools.cli import add_tools_parser
 
     add_tools_parser(sub)
+    from app.server.cli import add_serve_parser
+
+    add_serve_parser(sub)
 
 
 def main(argv: Sequence[str] | None = None, gui_runner: Any = None) -> int:
@@ -181,6 +184,10 @@ def main(argv: Sequence[str] | None = None, gui_runner: Any = None) -> int:
             from app.tools.cli import run_tools
 
             return run_tools(args, ctx.paths, ctx.settings)
+        if command == "serve":
+            from app.server.cli import run_serve
+
+            return run_serve(args, ctx)
     except StorageError as exc:
         print(f"hearth: {exc}", file=sys.stderr)
         return EXIT_FAIL

@@ -1,0 +1,1 @@
+"""Hearth's local OpenAI-compatible API server (``hearth serve`` and Settings › Local server)."""
