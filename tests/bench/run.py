@@ -138,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
 
         extra_parts.run_all(b, tmp, full=args.full)
 
+        from tests.bench.python_tool_bench import python_tool_part
+
+        python_tool_part(b, tmp)
+
     result = {"machine": machine(), "variant": "full" if args.full else "quick",
               "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
               "duration_s": round(time.time() - started, 1), "figures": b.rows, "sections": b.sections,
