@@ -48,6 +48,7 @@ class ChatController(QObject):
     reply_finished = Signal(object, dict)  # Message, stats
     reply_failed = Signal(object, str, str)  # message id or None, error, kind
     busy_changed = Signal(bool)
+    stopping = Signal()  # Stop (or quit) was asked: questions waiting on the user are answered "no"
     tokens_streamed = Signal(int)  # tokens generated in the last frame (the context meter follows)
     index_damaged = Signal(str)  # the history's search index needs a rebuild (the message says so)
     servers_changed = Signal()  # a remote server was added, removed or listed its models anew
@@ -200,6 +201,7 @@ class ChatController(QObject):
         return self._run_turn(conversation_id, lambda s: s.edit_and_resend(conversation_id, message_id, text))
 
     def stop(self) -> None:
+        self.stopping.emit()
         if self._session is not None:
             self._session.stop()
         else:

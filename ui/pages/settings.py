@@ -118,8 +118,10 @@ class SettingsPage(QWidget):
     saved = Signal(list)  # names of the Settings fields that changed
 
     def __init__(self, ctx: AppContext, controller: ChatController, tokens: TokenStore, *,
-                 show_error: Callable[[str], None], reload_model: Callable[[], None]) -> None:
+                 show_error: Callable[[str], None], reload_model: Callable[[], None],
+                 tools_panel: QWidget | None = None) -> None:
         super().__init__()
+        self.tools_panel = tools_panel  # Settings › Tools (ui/pages/tools.py), when the build has MCP
         self.ctx = ctx
         self.controller = controller
         self.tokens = tokens
@@ -216,6 +218,8 @@ class SettingsPage(QWidget):
 
         self.servers_panel = ServersPanel(self.controller)
         col.addWidget(self.servers_panel)
+        if self.tools_panel is not None:
+            col.addWidget(self.tools_panel)
 
         # Model defaults
         form = self._section(col, "Model defaults")

@@ -22,8 +22,12 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.context import AppContext, setup_logging
 from app.errors import HearthError
+from app.harmony.tools import ToolRegistry
 from app.models import TokenStore, hub
 from app.models.units import format_bytes
+from app.tools.mcp import McpManager, McpToolProvider
+from app.tools.mcp_config import McpConfig
+from ui.chat.approval import ApprovalBroker, ApprovalPresenter
 from ui.chat.model_picker import PickerEntry
 from ui.documents.feature import DocumentsFeature
 from ui.models.page import ModelsPage
@@ -32,6 +36,7 @@ from ui.pages.first_run import WelcomePage, wants_first_run
 from ui.pages.hardware import HardwarePage
 from ui.widgets.labels import VERDICT_BADGES
 from ui.pages.settings import SettingsPage, update_offline_label
+from ui.pages.tools import ToolsPanel
 from ui.shell.crash import install_excepthook
 from ui.shell.main_window import MainWindow
 from ui.shell.single_instance import InstanceServer, ask_running_instance
@@ -58,9 +63,10 @@ def build_window(ctx: AppContext, *, initial_model: str | None = None) -> MainWi
     win = MainWindow(ctx, initial_model=initial_model)
     # One token store: a token kept "for this session only" in Settings is used by downloads too.
     tokens = TokenStore()
+    tools = add_mcp_tools(win)  # before documents: they wrap the tools factory this sets
     add_documents(win)
     hardware = add_hardware_page(win)
-    settings = add_settings_page(win, tokens)
+    settings = add_settings_page(win, tokens, tools)
     models = add_models_page(win, tokens)
     connect_pages(hardware=hardware, settings=settings, models=models)
     add_first_run(win, models)
@@ -92,10 +98,31 @@ def add_hardware_page(win: MainWindow) -> HardwarePage:
     return page
 
 
-def add_settings_page(win: MainWindow, tokens: TokenStore) -> SettingsPage:
+def add_mcp_tools(win: MainWindow) -> ToolsPanel:
+    """MCP servers: their tools join every turn's registry, each call asks on its tool card first."""
+    ctx = win.ctx
+    manager = McpManager(McpConfig.for_paths(ctx.paths), offline=lambda: bool(ctx.settings.offline))
+    broker = ApprovalBroker(win)
+    ApprovalPresenter(broker, win.chat_view, win.controller, win)
+    base = win.controller.tools_factory
+
+    def tools_factory() -> ToolRegistry:
+        reg = base() if base is not None else ToolRegistry()
+        reg.approver, reg.policy = broker, manager.config
+        reg.add_provider(McpToolProvider(manager))
+        return reg
+
+    win.controller.tools_factory = tools_factory
+    win.closing.connect(broker.cancel_all)
+    win.closing.connect(manager.close)
+    manager.start_all(wait=False)
+    return ToolsPanel(manager)
+
+
+def add_settings_page(win: MainWindow, tokens: TokenStore, tools: ToolsPanel | None = None) -> SettingsPage:
     """The Settings page (View › Settings, Ctrl+,); the status bar's Offline shield follows it."""
     page = SettingsPage(win.ctx, win.controller, tokens, show_error=win.show_error,
-                        reload_model=win.reload_model)
+                        reload_model=win.reload_model, tools_panel=tools)
     win.add_page("Settings", page, "Ctrl+,")
     win.settings_page = page
 
