@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from typing import Any
@@ -13,7 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.storage.conversations import Message
-from ui.chat.markdown import merge_prose, plain_html, render_blocks
+from ui.chat.markdown import highlight_code, merge_prose, plain_html, render_blocks
 from ui.widgets import theme
 from ui.widgets.icons import icon
 
@@ -262,6 +263,14 @@ class ToolCard(QFrame):
             if not self.ok:
                 self.header.setIcon(icon("warning", theme.current().danger))
         self.header.setText(head)
+        if self.name == "python":
+            # gpt-oss's python tool: the code (highlighted) and what it printed.
+            self.detail.setTextFormat(Qt.TextFormat.RichText)
+            out = self.result if self.result is not None else "running…"
+            self.detail.setText(highlight_code(self.arguments, "python", theme.current().dark)
+                                + '<pre style="margin:0;font-family:monospace;white-space:pre-wrap">'
+                                + html.escape(out) + "</pre>")
+            return
         self.detail.setText(f"Arguments:\n{self.arguments}\n\nResult:\n{self.result or ''}")
 
     def set_result(self, result: str, ok: bool) -> None:
