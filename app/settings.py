@@ -42,6 +42,7 @@ class Settings:
     last_model: str | None = None
     load_last_model: bool = True  # the window loads the last used model when it opens
     offline: bool = False
+    python_tool: bool = True  # offer gpt-oss its built-in python tool (sandboxed, per conversation)
     hf_endpoint: str | None = None
     proxy: str | None = None
     embedding_model: str | None = None  # None = the first installed embedding GGUF
