@@ -60,7 +60,7 @@ RELOAD_FIELDS: dict[str, str] = {
 FORM_FIELDS = (
     "models_dir", "hf_endpoint", "proxy", "context_size", "temperature", "top_p", "max_tokens", "threads",
     "system_prompt", "reasoning_effort", "gpu_layers_override", "cpu_moe_override", "state_cache_bytes",
-    "save_states_on_exit", "saved_state_max_bytes", "kv_cache",
+    "save_states_on_exit", "saved_state_max_bytes", "kv_cache", "python_tool",
 )
 
 
@@ -168,6 +168,12 @@ class SettingsPage(QWidget):
         self.load_last_model.toggled.connect(self._on_field_edited)
         self.fields["load_last_model"] = self.load_last_model
         self._row(form, "load_last_model", "", self.load_last_model)
+        self.python_tool = QCheckBox("Python tool")
+        self.python_tool.setAccessibleName("Python tool")
+        self.python_tool.toggled.connect(self._on_field_edited)
+        self.fields["python_tool"] = self.python_tool
+        self._row(form, "python_tool", "", self.python_tool,
+                  "gpt-oss may run Python in a sandbox: no network, one scratch folder per conversation.")
         self.models_dir = QLineEdit()
         self.models_dir.setPlaceholderText(str(self.ctx.paths.default_models_dir))
         self.models_dir.setAccessibleName("Models folder")
@@ -380,6 +386,7 @@ class SettingsPage(QWidget):
             self.state_cache_mb.setText(_mb_text(s.state_cache_bytes))
             self.save_states_on_exit.setChecked(s.save_states_on_exit)
             self.load_last_model.setChecked(s.load_last_model)
+            self.python_tool.setChecked(s.python_tool)
             self.saved_state_mb.setText(_mb_text(s.saved_state_max_bytes))
         finally:
             self._loading = False
@@ -516,6 +523,7 @@ class SettingsPage(QWidget):
         read("state_cache_bytes", lambda: positive_mb(self.state_cache_mb.text(), "The cache size", 0))
         values["save_states_on_exit"] = self.save_states_on_exit.isChecked()
         values["load_last_model"] = self.load_last_model.isChecked()
+        values["python_tool"] = self.python_tool.isChecked()
         read("saved_state_max_bytes", lambda: positive_mb(self.saved_state_mb.text(), "The size per state", 1))
         # Settings.validate() owns the value rules: check each field on its own so that
         # every problem is shown next to its field, not only the first one.
