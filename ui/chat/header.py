@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QToolButton, QWidget
 
 from app.engine.remote import host_of
@@ -13,6 +13,9 @@ from ui.widgets.icons import icon
 
 
 class ChatHeader(QWidget):
+    # "Reset python": drop the conversation's python session (variables, imports; files stay).
+    reset_python_requested = Signal()
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("header")
@@ -48,6 +51,14 @@ class ChatHeader(QWidget):
         self.eject_button.setEnabled(False)
         hl.addWidget(self.eject_button)
         hl.addStretch(1)
+        self.reset_python_button = QToolButton()
+        self.reset_python_button.setText("Reset python")
+        self.reset_python_button.setToolTip("Forget this conversation's python variables and imports "
+                                            "(files in its scratch folder stay)")
+        self.reset_python_button.setAccessibleName("Reset python")
+        self.reset_python_button.setVisible(False)  # shown while the python tool is on for the chat
+        self.reset_python_button.clicked.connect(self.reset_python_requested)
+        hl.addWidget(self.reset_python_button)
         self.remote_badge = QLabel("")
         self.remote_badge.setObjectName("remoteBadge")
         self.remote_badge.setVisible(False)
