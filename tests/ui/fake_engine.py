@@ -15,11 +15,13 @@ from app.prompt import Segment, prompt_text
 
 
 class ScriptedEngine:
-    def __init__(self, scripts: list[str], *, piece_delay: float = 0.01, architecture: str = "gpt-oss") -> None:
+    def __init__(self, scripts: list[str], *, piece_delay: float = 0.01, architecture: str = "gpt-oss",
+                 n_ctx: int = 8192) -> None:
         self.scripts = list(scripts)
         self.piece_delay = piece_delay
+        self.n_ctx = n_ctx
         self.model_info: dict[str, Any] | None = {
-            "architecture": architecture, "name": "scripted", "n_ctx": 8192, "path": "/scripted.gguf",
+            "architecture": architecture, "name": "scripted", "n_ctx": n_ctx, "path": "/scripted.gguf",
             "chat_template": None, "bos_token": "", "eos_token": "",
         }
         self.prompts: list[str] = []
@@ -32,9 +34,14 @@ class ScriptedEngine:
 
     alive = loaded
 
+    def count_tokens(self, segments: list[Segment]) -> int:
+        """About four characters a token, as o200k averages on English prose (a stand-in, not a tokenizer)."""
+        return len(prompt_text(segments)) // 4 + 1
+
     def generate(self, req: dict[str, Any], segments: list[Segment]) -> Iterator[Any]:
         self._cancel.clear()
         self.prompts.append(prompt_text(segments))
+        n_prompt = self.count_tokens(segments)
         script = self.scripts.pop(0) if self.scripts else "<|channel|>final<|message|>(no more script)<|return|>"
         stop_at = min((script.find(t) for t in ("<|return|>", "<|call|>") if t in script), default=-1)
         body = script if stop_at < 0 else script[:stop_at]
@@ -48,9 +55,10 @@ class ScriptedEngine:
             time.sleep(self.piece_delay)
             n += 1
             yield P.TokenPiece(0, piece)
-        yield P.GenerationDone(0, {"prompt_tokens": 10, "prompt_tokens_evaluated": 10, "completion_tokens": n,
-                                   "ttft_ms": 1.0, "gen_tok_per_s": 50.0, "total_s": 0.1, "stop_reason": reason,
-                                   "raw": script, "n_ctx": 8192, "context_used": 10 + n})
+        yield P.GenerationDone(0, {"prompt_tokens": n_prompt, "prompt_tokens_evaluated": n_prompt,
+                                   "completion_tokens": n, "ttft_ms": 1.0, "gen_tok_per_s": 50.0, "total_s": 0.1,
+                                   "stop_reason": reason, "raw": script, "n_ctx": self.n_ctx,
+                                   "context_used": n_prompt + n})
 
     def cancel(self) -> None:
         self._cancel.set()
