@@ -143,6 +143,8 @@ class APIService:
         }
         if builder.harmony:
             req.update(top_k=0, min_p=0.0)
+        if spec.extra.get("ignore_eos"):
+            req["ignore_eos"] = True
         if spec.grammar:
             req["grammar"] = spec.grammar
             if builder.harmony:

@@ -233,23 +233,25 @@ def chat_request(body: Any) -> GenerationSpec:
                                   "response_format.json_schema")
             grammar = _grammar(js["schema"], "response_format.json_schema.schema")
     so = body.get("stream_options")
+    ignore_eos = body.get("ignore_eos", False)  # llama.cpp server's extension: benchmarks generate max_tokens
+    if not isinstance(ignore_eos, bool):
+        raise bad_request("'ignore_eos' must be true or false.", "ignore_eos")
     return GenerationSpec(
         messages=messages, tools=tools or None, tool_choice=_tool_choice(body.get("tool_choice"), tools),
         reasoning_effort=_effort(body.get("reasoning_effort"), "reasoning_effort"),
         max_tokens=max_tokens, temperature=_number(body, "temperature", 0, 2), top_p=_number(body, "top_p", 0, 1),
         seed=_int(body, "seed", -(2**63)), stop=_stop(body.get("stop")), grammar=grammar,
         stream=bool(body.get("stream")), include_usage=bool(isinstance(so, dict) and so.get("include_usage")),
-        model=model,
+        model=model, extra={"ignore_eos": ignore_eos},
     )
 
 
-def chat_usage(stats: dict[str, Any], reasoning_tokens: int = 0) -> dict[str, Any]:
+def chat_usage(stats: dict[str, Any]) -> dict[str, Any]:
     prompt = int(stats.get("prompt_tokens", 0))
     done = int(stats.get("completion_tokens", 0))
     cached = max(0, prompt - int(stats.get("prompt_tokens_evaluated", prompt)))
     return {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done,
-            "prompt_tokens_details": {"cached_tokens": cached},
-            "completion_tokens_details": {"reasoning_tokens": reasoning_tokens}}
+            "prompt_tokens_details": {"cached_tokens": cached}}
 
 
 def tool_call_dict(call_id: str, name: str, arguments: str) -> dict[str, Any]:
@@ -383,13 +385,12 @@ def responses_request(body: Any, history: list[dict[str, Any]] | None = None) ->
     )
 
 
-def responses_usage(stats: dict[str, Any], reasoning_tokens: int = 0) -> dict[str, Any]:
+def responses_usage(stats: dict[str, Any]) -> dict[str, Any]:
     prompt = int(stats.get("prompt_tokens", 0))
     done = int(stats.get("completion_tokens", 0))
     cached = max(0, prompt - int(stats.get("prompt_tokens_evaluated", prompt)))
     return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached},
-            "output_tokens": done, "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
-            "total_tokens": prompt + done}
+            "output_tokens": done, "total_tokens": prompt + done}
 
 
 def response_object(rid: str, model: str, created: int, spec: GenerationSpec, *, status: str,

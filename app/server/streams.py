@@ -38,7 +38,6 @@ class ChatRenderer:
         self.model = model
         self.spec = spec
         self.created = S.now()
-        self.reasoning_tokens = 0
         self.text = ""
         self.reasoning = ""
         self.calls: dict[int, dict[str, Any]] = {}
@@ -76,6 +75,9 @@ class ChatRenderer:
                 out.append(S.sse(S.chat_chunk(self.cid, self.model, self.created, {}, usage=self.usage())))
             return out + [S.sse("[DONE]")]
         return []
+
+    def failed(self, err: APIError) -> list[bytes]:
+        return [S.sse(err.body())]
 
     def usage(self) -> dict[str, Any]:
         assert self.finished is not None
@@ -198,6 +200,11 @@ class ResponsesRenderer:
                 out.append(self._ev("response.completed", response=self.result()))
         return out
 
+    def failed(self, err: APIError) -> list[bytes]:
+        snap = self.snapshot("failed")
+        snap["error"] = {"code": err.code or "server_error", "message": err.message}
+        return [self._ev("response.failed", response=snap)]
+
     def result(self) -> dict[str, Any]:
         assert self.finished is not None
         usage = S.responses_usage(self.finished.stats)
@@ -293,7 +300,7 @@ class JobResponse:
                 chunks += self.renderer.on(ev)
             err = self._failure(events)
             if err is not None:
-                chunks.append(S.sse(err.body()))
+                chunks += self.renderer.failed(err)
             if chunks:
                 await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": True})
                 chunks = []
