@@ -119,9 +119,10 @@ class SettingsPage(QWidget):
 
     def __init__(self, ctx: AppContext, controller: ChatController, tokens: TokenStore, *,
                  show_error: Callable[[str], None], reload_model: Callable[[], None],
-                 tools_panel: QWidget | None = None) -> None:
+                 tools_panel: QWidget | None = None, local_server_panel: QWidget | None = None) -> None:
         super().__init__()
         self.tools_panel = tools_panel  # Settings › Tools (ui/pages/tools.py), when the build has MCP
+        self.local_server_panel = local_server_panel  # Settings › Local server (ui/pages/local_server.py)
         self.ctx = ctx
         self.controller = controller
         self.tokens = tokens
@@ -226,6 +227,8 @@ class SettingsPage(QWidget):
         col.addWidget(self.servers_panel)
         if self.tools_panel is not None:
             col.addWidget(self.tools_panel)
+        if self.local_server_panel is not None:
+            col.addWidget(self.local_server_panel)
 
         # Model defaults
         form = self._section(col, "Model defaults")

@@ -34,6 +34,7 @@ from ui.models.page import ModelsPage
 from ui.models.widgets import fit_tooltip
 from ui.pages.first_run import WelcomePage, wants_first_run
 from ui.pages.hardware import HardwarePage
+from ui.pages.local_server import LocalServerPanel
 from ui.widgets.labels import VERDICT_BADGES
 from ui.pages.settings import SettingsPage, update_offline_label
 from ui.pages.tools import ToolsPanel
@@ -121,8 +122,11 @@ def add_mcp_tools(win: MainWindow) -> ToolsPanel:
 
 def add_settings_page(win: MainWindow, tokens: TokenStore, tools: ToolsPanel | None = None) -> SettingsPage:
     """The Settings page (View › Settings, Ctrl+,); the status bar's Offline shield follows it."""
+    local_server = LocalServerPanel(win.ctx, win.controller)
+    win.closing.connect(local_server.shutdown)  # before the engine goes: a request may be running on it
     page = SettingsPage(win.ctx, win.controller, tokens, show_error=win.show_error,
-                        reload_model=win.reload_model, tools_panel=tools)
+                        reload_model=win.reload_model, tools_panel=tools, local_server_panel=local_server)
+    local_server.start_if_enabled()
     win.add_page("Settings", page, "Ctrl+,")
     win.settings_page = page
 
