@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
 
         bench_part(b, gemma, "gemma 270M", gemma_r)
         engine_part(b, tiny, "gpt-oss tiny", harmony=True, n_ctx=2048, n_gen=128, rounds=3)
+        from tests.bench.remote_bench import remote_part
+
+        remote_part(b, gemma, tmp)
         from tests.bench.api_bench import api_part
 
         api_part(b, gemma, "gemma 270M", threads=os.cpu_count() or 2)
