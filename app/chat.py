@@ -59,6 +59,7 @@ class ToolCallEvent:
     arguments: str
     result: str | None = None  # None while running
     ok: bool = True
+    duration_ms: float | None = None  # how long the tool ran (None while running, or when it never ran)
 
 
 @dataclass(frozen=True)
@@ -138,11 +139,12 @@ class PromptBuilder:
         tools: list[dict[str, Any]] | None = None,
         reasoning_effort: str = "medium",
         current_date: str | None = None,
+        builtin_tools: list[str] | None = None,
     ) -> Prompt:
         if self.harmony:
             return render_harmony(
                 messages, tools=tools or None, reasoning_effort=reasoning_effort,
-                current_date=current_date or _dt.date.today().isoformat(),
+                current_date=current_date or _dt.date.today().isoformat(), builtin_tools=builtin_tools or None,
             )
         plain = [
             {"role": m["role"] if m["role"] != "developer" else "system", "content": m.get("content", "")}
@@ -285,6 +287,9 @@ class ChatSession:
             injected, citations = self.extra_context(conversation_id, question)
         tools_on = self.tools is not None and conv.options.get("tools", True) and (builder.harmony or remote)
         tool_schemas = self.tools.schemas() if tools_on and self.tools is not None else None
+        # gpt-oss's own tools (python), declared in the system message; local harmony only.
+        builtin = (self.tools.builtin_tools() or None) if tools_on and self.tools is not None and builder.harmony \
+            and not remote else None
         n_tool_calls = 0
         total_stats: dict[str, Any] = {}
         while True:
@@ -292,10 +297,11 @@ class ChatSession:
             msgs = self._prompt_messages(conv, s, history, injected)
             prompt = None
             if not remote:
-                prompt = builder.build(msgs, tools=tool_schemas, reasoning_effort=conv.reasoning_effort)
+                prompt = builder.build(msgs, tools=tool_schemas, reasoning_effort=conv.reasoning_effort,
+                                       builtin_tools=builtin)
                 try:
                     fitted = yield from self._fit(conversation_id, conv, s, builder, history, injected,
-                                                  tool_schemas, prompt)
+                                                  tool_schemas, prompt, builtin)
                 except ContextOverflow as exc:
                     if self._stop:
                         break
@@ -367,7 +373,7 @@ class ChatSession:
                     if n_tool_calls < MAX_TOOL_CALLS_PER_TURN:
                         continue
                     # Out of tool calls: one more pass without tools gives the final answer.
-                    tool_schemas = None
+                    tool_schemas = builtin = None
                     continue
             status = "stopped" if stopped else "complete"
             final_stats = dict(total_stats)
@@ -449,7 +455,7 @@ class ChatSession:
 
     def _fit(self, conversation_id: int, conv: Conversation, s: SamplingSettings, builder: PromptBuilder,
              history: list[Message], injected: list[dict[str, Any]], tool_schemas: list[dict[str, Any]] | None,
-             prompt: Prompt) -> Iterator[ChatEvent]:
+             prompt: Prompt, builtin: list[str] | None = None) -> Iterator[ChatEvent]:
         """Make the prompt fit (prompt + reply room <= context) by moving the view on.
 
         Returns the new prompt (None when it already fitted); yields ContextTrimmed (and
@@ -475,7 +481,8 @@ class ChatSession:
                               role=CONTEXT_ROLE, content=summary,
                               stats=cw.marker_stats("summary" if summary else "dropped", start, 0))]
             msgs = self._prompt_messages(conv, s, marker + fake, injected)
-            pr = builder.build(msgs, tools=tool_schemas, reasoning_effort=conv.reasoning_effort)
+            pr = builder.build(msgs, tools=tool_schemas, reasoning_effort=conv.reasoning_effort,
+                               builtin_tools=builtin)
             return self.engine.count_tokens(pr), pr
 
         # The fewest turns dropped that bring the prompt under the target; failing that, the
@@ -514,13 +521,14 @@ class ChatSession:
                  conversation_id, new_start, dropped, kind)
         history = self.store.messages(conversation_id)
         return builder.build(self._prompt_messages(conv, s, history, injected), tools=tool_schemas,
-                             reasoning_effort=conv.reasoning_effort)
+                             reasoning_effort=conv.reasoning_effort, builtin_tools=builtin)
 
     @staticmethod
     def _too_long(n: int, n_ctx: int, room: int) -> str:
-        return (f"The newest message and what belongs to it are {n:,} tokens long, but the model's context "
-                f"holds {n_ctx:,} tokens and {room:,} of them are kept for the reply. Attach long text as a "
-                "document instead, start a new chat, or raise the context size in Settings.")
+        return (f"With the instructions, tools and documents, the newest message needs {n:,} tokens, but the "
+                f"model's context holds {n_ctx:,} tokens and {room:,} of them are kept for the reply. Attach "
+                "long text as a document instead, offer fewer tools, start a new chat, or raise the context "
+                "size in Settings.")
 
     def _summarize(self, builder: PromptBuilder, history: list[Message], view: cw.View, new_start: int,
                    n_ctx: int) -> tuple[str, str]:
@@ -595,13 +603,15 @@ class ChatSession:
         for tc in tool_calls:
             name, args = tc["function"]["name"], tc["function"]["arguments"]
             yield ToolCallEvent(turn.message.id, tc["id"], name, args)
+            duration = None
             if self._stop:
                 result_ok, output = False, "Stopped by the user."
             else:
                 res = self.tools.call(name, args, conversation_id=conversation_id)
-                result_ok, output = res.ok, res.output
-            self.store.add_message(conversation_id, "tool", output, tool_call_id=tc["id"], name=name)
-            yield ToolCallEvent(turn.message.id, tc["id"], name, args, output, result_ok)
+                result_ok, output, duration = res.ok, res.output, res.duration_ms
+            self.store.add_message(conversation_id, "tool", output, tool_call_id=tc["id"], name=name,
+                                   stats={"ok": result_ok, "duration_ms": duration})
+            yield ToolCallEvent(turn.message.id, tc["id"], name, args, output, result_ok, duration)
 
 
 def _merge_stats(total: dict[str, Any], stats: dict[str, Any]) -> None:
@@ -617,8 +627,8 @@ def _merge_stats(total: dict[str, Any], stats: dict[str, Any]) -> None:
 
 
 def tool_calls_summary(messages: list[Message]) -> list[dict[str, Any]]:
-    """Tool calls of a turn with their results, for the CLI's JSON."""
-    results = {m.tool_call_id: m.content for m in messages if m.role == "tool"}
+    """Tool calls of a turn with their results, for the CLI's JSON (``output``; ``result`` is its old name)."""
+    results = {m.tool_call_id: m for m in messages if m.role == "tool"}
     out = []
     for m in messages:
         for tc in m.tool_calls:
@@ -628,5 +638,9 @@ def tool_calls_summary(messages: list[Message]) -> list[dict[str, Any]]:
                 parsed = json.loads(args) if isinstance(args, str) else args
             except ValueError:
                 parsed = args
-            out.append({"name": fn.get("name"), "arguments": parsed, "result": results.get(tc.get("id"))})
+            res = results.get(tc.get("id"))
+            output = res.content if res is not None else None
+            duration = res.stats.get("duration_ms") if res is not None else None
+            out.append({"name": fn.get("name"), "arguments": parsed, "output": output, "result": output,
+                        "duration_ms": duration})
     return out

@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--overflow", choices=("drop", "summarize"),
                    help="when the chat outgrows the context: drop the oldest turns (default) or summarize them")
     c.add_argument("--no-tools", action="store_true", help="don't offer tools to the model")
+    c.add_argument("--tools", help="tools to offer, comma-separated: calculator, date, python, documents, "
+                                   "mcp (every enabled MCP server), mcp:NAME, or none")
+    c.add_argument("--yes", action="store_true", help="allow every tool call without asking (for scripts)")
     c.add_argument("--attach", action="append", default=[], metavar="FILE", help="a document to ask about")
     c.add_argument("--password", action="append", default=[], metavar="FILE=PASSWORD",
                    help="the password of an attached encrypted PDF (repeat for several files)")

@@ -75,6 +75,7 @@ def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
 
     engine = EngineClient()
     embedder = None
+    tools = None
     try:
         t0 = time.perf_counter()
         choice: LoadChoice | None = None
@@ -116,11 +117,19 @@ def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
         if args.no_tools:
             store.set_options(conv.id, tools=False)
         conv = store.get(conv.id)
-        tools = None
         if not args.no_tools:
-            from app.harmony.tools import default_registry
+            from app.errors import McpError
+            from app.tools.selection import build_chat_tools
 
-            tools = default_registry()
+            try:
+                tools = build_chat_tools(getattr(args, "tools", None), ctx.settings, ctx.paths,
+                                         yes=bool(getattr(args, "yes", False)))
+            except ValueError as exc:
+                _err(str(exc))
+                return EXIT_USAGE
+            except McpError as exc:
+                _err(str(exc))
+                return EXIT_FAIL
         extra_context = None
         if args.attach or _has_attachments(ctx, conv.id):
             from app.documents.chat_support import prepare_attachments
@@ -165,6 +174,8 @@ def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
         engine.close()
         if embedder is not None:
             embedder.close()
+        if tools is not None:
+            tools.close()  # the MCP servers and python sessions this chat started
 
 
 def _has_attachments(ctx: AppContext, conversation_id: int) -> bool:

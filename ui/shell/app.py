@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from app.models import TokenStore, hub
 from app.models.units import format_bytes
 from app.tools.mcp import McpManager, McpToolProvider
 from app.tools.mcp_config import McpConfig
+from app.tools.python_tool import PythonSessions
+from app.tools.python_tool import add_python_tool as add_python_tool_to
 from ui.chat.approval import ApprovalBroker, ApprovalPresenter
 from ui.chat.model_picker import PickerEntry
 from ui.documents.feature import DocumentsFeature
@@ -64,6 +67,7 @@ def build_window(ctx: AppContext, *, initial_model: str | None = None) -> MainWi
     win = MainWindow(ctx, initial_model=initial_model)
     # One token store: a token kept "for this session only" in Settings is used by downloads too.
     tokens = TokenStore()
+    add_python_tool(win)
     tools = add_mcp_tools(win)  # before documents: they wrap the tools factory this sets
     add_documents(win)
     hardware = add_hardware_page(win)
@@ -97,6 +101,35 @@ def add_hardware_page(win: MainWindow) -> HardwarePage:
     win.closing.connect(page.shutdown)  # before the engine goes: a stats call may be waiting on it
     page.refresh()
     return page
+
+
+def add_python_tool(win: MainWindow) -> PythonSessions:
+    """gpt-oss's python tool: one sandboxed, stateful session per conversation (Settings › Python tool)."""
+    ctx = win.ctx
+    sessions = PythonSessions.for_paths(ctx.paths)
+    base = win.controller.tools_factory
+
+    def tools_factory() -> ToolRegistry:
+        reg = base() if base is not None else ToolRegistry()
+        if ctx.settings.python_tool:
+            add_python_tool_to(reg, sessions)
+        return reg
+
+    def show_reset() -> None:
+        win.header.reset_python_button.setVisible(bool(ctx.settings.python_tool) and win.conversation_id is not None)
+
+    def reset() -> None:
+        conv = win.conversation_id
+        # Stopping a Deno process can take a moment: never on the GUI thread.
+        threading.Thread(target=sessions.reset, args=(conv,), name="python-reset", daemon=True).start()
+        win.statusBar().showMessage("Python was reset for this chat: its variables and imports are gone.", 5000)
+
+    win.controller.tools_factory = tools_factory
+    win.header.reset_python_requested.connect(reset)
+    win.conversation_changed.connect(lambda *_: show_reset())
+    win.closing.connect(sessions.close_all)
+    show_reset()
+    return sessions
 
 
 def add_mcp_tools(win: MainWindow) -> ToolsPanel:
