@@ -50,6 +50,15 @@ def _rss_bytes() -> int:
 
 
 def _peak_rss_bytes() -> int:
+    # Linux: VmHWM is this process's own peak. ru_maxrss is not: it keeps the parent's
+    # high-water mark across fork and exec, so a large app made the worker look large.
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
 
