@@ -9,7 +9,8 @@ from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget,
 )
 
-from app.storage.conversations import ConversationStore, Message
+from app.storage.conversations import CONTEXT_ROLE, ConversationStore, Message
+from ui.chat.context_marker import ContextMarkerWidget
 from ui.chat.message_widget import MessageWidget
 from ui.widgets import theme
 
@@ -36,6 +37,7 @@ class ChatView(QScrollArea):
     retry_requested = Signal(int)
     citation_clicked = Signal(dict)
     version_requested = Signal(int, int)  # seq of the fork, version to show
+    summary_edited = Signal(int, str)  # context marker id, the summary as the user edited it
 
     def __init__(self, store_factory: Callable[[], ConversationStore], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -68,6 +70,13 @@ class ChatView(QScrollArea):
         self.empty_label.setWordWrap(True)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._lay.addWidget(self.empty_label)
+        # A passing note under the last message ("Summarising 14 earlier messages…").
+        self.transient_label = QLabel("")
+        self.transient_label.setObjectName("hint")
+        self.transient_label.setWordWrap(True)
+        self.transient_label.setAccessibleName("Chat status")
+        self.transient_label.setVisible(False)
+        self._lay.addWidget(self.transient_label)
         self._lay.addStretch(1)
         self._outer_lay.addStretch(1)
         self._outer_lay.addWidget(self.column, 1000)
@@ -94,6 +103,7 @@ class ChatView(QScrollArea):
         self.widgets.clear()
         self._first_seq = None
         self.more_button.setVisible(False)
+        self.transient_label.setVisible(False)
 
     def set_empty_text(self, text: str) -> None:
         self.empty_label.setText(text)
@@ -126,12 +136,15 @@ class ChatView(QScrollArea):
         if self.conversation_id is None:
             return
         groups = self.store.version_groups(self.conversation_id)
-        for w in self.widgets.values():
-            info = groups.get(w.message.seq)
+        carried = None
+        for w in sorted(self.widgets.values(), key=lambda w: w.message.seq):
+            info, carried = groups.get(w.message.seq) or carried, None
+            if w.role == CONTEXT_ROLE:  # a context marker has no versions: the message after it shows them
+                carried, info = info, None
             w.set_version(info.seq, info.active, info.total) if info else w.set_version(None)
         widgets = list(self.widgets.values())
         last_user = next((w for w in reversed(widgets) if w.role == "user"), None)
-        last_reply = next((w for w in reversed(widgets) if w.role != "user"), None)
+        last_reply = next((w for w in reversed(widgets) if w.role not in ("user", CONTEXT_ROLE)), None)
         for w in widgets:
             w.set_pinned(w is last_user or w is last_reply)
 
@@ -157,6 +170,11 @@ class ChatView(QScrollArea):
         QTimer.singleShot(0, lambda: bar.setValue(bar.value() + bar.maximum() - old_max))
 
     def _make_widget(self, m: Message) -> MessageWidget:
+        if m.role == CONTEXT_ROLE:
+            marker = ContextMarkerWidget(m)
+            marker.summary_save_requested.connect(self.summary_edited)
+            self.widgets[m.id] = marker  # type: ignore[assignment] - answers what the view asks of a row
+            return marker  # type: ignore[return-value]
         w = MessageWidget(m)
         w.regenerate_requested.connect(self.regenerate_requested)
         w.edit_requested.connect(self.edit_requested)
@@ -171,7 +189,7 @@ class ChatView(QScrollArea):
             self._attach_tool_result(m)
             return None
         w = self._make_widget(m)
-        self._lay.insertWidget(self._lay.count() - 1, w)  # before the stretch
+        self._lay.insertWidget(self._lay.indexOf(self.transient_label), w)  # before the note and the stretch
         self.empty_label.setVisible(False)
         if m.role == "assistant":
             for tc in m.tool_calls:
@@ -192,6 +210,13 @@ class ChatView(QScrollArea):
 
     def message_widget(self, message_id: int) -> MessageWidget | None:
         return self.widgets.get(message_id)
+
+    def set_transient_status(self, text: str) -> None:
+        """A passing note under the last message (empty hides it)."""
+        self.transient_label.setText(text)
+        self.transient_label.setVisible(bool(text))
+        if text and self._stick_to_bottom:
+            QTimer.singleShot(0, self.scroll_to_bottom)
 
     def remove_from(self, message_id: int) -> None:
         """Drop the widget for ``message_id`` and every widget after it."""

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QSizePolicy, QToolButton, QVBoxLayout, QWidget,
 )
 
+from app.context_window import reply_room
 from ui.widgets import theme
 from ui.widgets.icons import icon
 from ui.widgets.segmented import SegmentedControl
@@ -119,6 +120,9 @@ class Composer(QWidget):
         self._can_send = True
         self._used: int | None = None
         self._total: int | None = None
+        self._documents = 0  # about how many of the used tokens are attached documents
+        self._overflow = "drop"  # what happens when the chat outgrows the context
+        self._max_tokens = 4096  # the reply's room is kept free (app.context_window.reply_room)
         self._retint(theme.current())
         theme.notifier().changed.connect(self._retint)
         self.set_busy(False)
@@ -172,13 +176,28 @@ class Composer(QWidget):
             return
         used = used or 0
         share = used / total
-        self.context_label.setText(f"{short_count(used)} / {short_count(total)} tokens")
+        text = f"{short_count(used)} / {short_count(total)} tokens"
+        docs = self._documents
+        if docs:
+            text += f" · documents {short_count(docs)}"
+        self.context_label.setText(text)
         level = "warn" if share >= WARN_SHARE else ""
         theme.set_style_property(self.context_label, "level", level)
         tip = f"{used:,} of {total:,} tokens of the model's context are in use ({share:.0%})."
-        if level:
-            tip += " When it is full, the oldest turns leave the model's view; start a new chat to begin fresh."
+        if docs:
+            tip += f" Attached documents take about {docs:,} of them ({docs / total:.0%} of the context)."
+        left = total - reply_room(total, self._max_tokens) - used
+        what = ("the model summarises the oldest turns and sees the summary in their place"
+                if self._overflow == "summarize" else "the oldest turns leave the model's view")
+        tip += f"\nWhen the chat outgrows the context, {what} (they stay in the transcript); "
+        tip += (f"about {left:,} tokens are left before that." if left > 0 else "the next message moves the view on.")
         self.context_label.setToolTip(tip)
+
+    def set_context_details(self, *, documents: int = 0, overflow: str = "drop", max_tokens: int = 4096) -> None:
+        """What the meter adds to the count: the documents' share, and what happens when the context is full
+        (``overflow`` "drop" | "summarize"; ``max_tokens`` sets the room kept free for the reply)."""
+        self._documents, self._overflow, self._max_tokens = max(0, int(documents)), overflow, int(max_tokens)
+        self.set_context(self._used, self._total)
 
     def add_streamed_tokens(self, n: int) -> None:
         """Count tokens as they stream, so the meter moves during a reply."""

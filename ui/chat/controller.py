@@ -15,8 +15,12 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from app.chat import ChatSession, Delta, ReplyFailed, ReplyFinished, ReplyStarted, SamplingSettings, ToolCallEvent
+from app.chat import (
+    ChatSession, ContextTrimmed, Delta, ReplyFailed, ReplyFinished, ReplyStarted, SamplingSettings, Summarizing,
+    ToolCallEvent,
+)
 from app.context import AppContext
+from app.documents.index import estimate_tokens
 from app.engine.client import EngineClient
 from app.errors import HearthError, SearchIndexDamaged
 from app.loading import LoadChoice, load_model
@@ -54,6 +58,9 @@ class ChatController(QObject):
     servers_changed = Signal()  # a remote server was added, removed or listed its models anew
     error = Signal(str)
     notice = Signal(str)  # something the user should know, not an error
+    context_trimmed = Signal(object)  # the context marker (Message): earlier messages left the model's view
+    summarizing = Signal(int, int)  # conversation id, messages the model is summarising before its reply
+    message_refused = Signal(int, str, str)  # conversation id, the text (neither sent nor saved), why
 
     def __init__(self, ctx: AppContext, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -74,6 +81,8 @@ class ChatController(QObject):
         self.servers = ServerStore(ctx.paths.config_dir, is_offline=lambda: bool(ctx.settings.offline))
         # confirm_send(host) -> bool: asked once, before the first message goes to a new server
         self.confirm_send: Callable[[str], bool] | None = None
+        # About how many tokens each conversation's attached documents took in its last turn (the meter).
+        self.document_tokens: dict[int, int] = {}
 
     # ---- state -----------------------------------------------------------
 
@@ -169,6 +178,8 @@ class ChatController(QObject):
         s = self.ctx.settings
         tools = self.tools_factory() if self.tools_factory else None
         extra = self.extra_context_factory(conversation_id, tools) if self.extra_context_factory else None
+        if extra is not None:
+            extra = _MeasuredContext(extra, self.document_tokens)
         self._session = ChatSession(
             self.ctx.store, self.engine, tools=tools, extra_context=extra,
             sampling=SamplingSettings(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
@@ -192,7 +203,18 @@ class ChatController(QObject):
         return True
 
     def send(self, conversation_id: int, text: str) -> bool:
-        return self._run_turn(conversation_id, lambda s: s.send(conversation_id, text))
+        return self._run_turn(conversation_id, lambda s: self._send_turn(s, conversation_id, text))
+
+    @staticmethod
+    def _send_turn(session: ChatSession, conversation_id: int, text: str) -> Iterator[Any]:
+        """``session.send``, telling a message refused before anything was stored (too long on its
+        own: the composer gives the text back) from a turn that failed after its message was saved."""
+        before = session.store.message_count(conversation_id)
+        for ev in session.send(conversation_id, text):
+            if (isinstance(ev, ReplyFailed) and ev.kind == "context" and ev.message_id is None
+                    and session.store.message_count(conversation_id) == before):
+                yield ("refused", conversation_id, text, ev.error)
+            yield ev
 
     def regenerate(self, conversation_id: int) -> bool:
         return self._run_turn(conversation_id, lambda s: s.regenerate(conversation_id))
@@ -277,11 +299,17 @@ class ChatController(QObject):
                 self.model_unloaded.emit(ev[2])
             elif kind == "note":
                 self.notice.emit(ev[2])
+            elif kind == "refused":
+                self.message_refused.emit(ev[1], ev[2], ev[3])
             return
         if isinstance(ev, ReplyStarted):
             self.reply_started.emit(ev.conversation_id, ev.message_id)
         elif isinstance(ev, ToolCallEvent):
             self.tool_event.emit(ev)
+        elif isinstance(ev, ContextTrimmed):
+            self.context_trimmed.emit(ev.marker)
+        elif isinstance(ev, Summarizing):
+            self.summarizing.emit(ev.conversation_id, ev.messages)
         elif isinstance(ev, ReplyFinished):
             self.reply_finished.emit(ev.message, ev.stats)
         elif isinstance(ev, ReplyFailed):
@@ -305,3 +333,23 @@ class ChatController(QObject):
         self.engine.close()
         self._local_engine.close()
 
+
+
+class _MeasuredContext:
+    """ChatSession's ``extra_context`` (documents), noting about how many tokens it put in the prompt.
+
+    Runs on the turn's thread; the meter reads the number once the reply is in.
+    Everything else (``last_mode``) is the wrapped object's.
+    """
+
+    def __init__(self, inner: Any, sink: dict[int, int]) -> None:
+        self._inner = inner
+        self._sink = sink
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __call__(self, conversation_id: int, question: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        messages, citations = self._inner(conversation_id, question)
+        self._sink[conversation_id] = sum(estimate_tokens(str(m.get("content") or "")) for m in messages)
+        return messages, citations

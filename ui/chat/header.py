@@ -15,6 +15,7 @@ from ui.widgets.icons import icon
 class ChatHeader(QWidget):
     # "Reset python": drop the conversation's python session (variables, imports; files stay).
     reset_python_requested = Signal()
+    chat_settings_requested = Signal()  # the preset chip: this chat's instructions, preset and options
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -63,6 +64,12 @@ class ChatHeader(QWidget):
         self.remote_badge.setObjectName("remoteBadge")
         self.remote_badge.setVisible(False)
         hl.addWidget(self.remote_badge)
+        self.preset_chip = QToolButton()
+        self.preset_chip.setObjectName("presetChip")
+        self.preset_chip.setIconSize(QSize(14, 14))
+        self.preset_chip.clicked.connect(self.chat_settings_requested)
+        hl.addWidget(self.preset_chip)
+        self.set_preset("")
         self.picker.current_changed.connect(self._on_picker_current_changed)
         self._retint(theme.current())
         theme.notifier().changed.connect(self._retint)
@@ -77,5 +84,18 @@ class ChatHeader(QWidget):
         self.remote_badge.setAccessibleName(f"Sent to {host}" if host else "")
         self.remote_badge.setVisible(bool(host))
 
+    def set_preset(self, name: str, tooltip: str = "") -> None:
+        """The chip: the chat's preset ("Custom" once changed), or only the settings icon."""
+        self.preset_chip.setText(name or "Chat settings")
+        self.preset_chip.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon if name
+                                            else Qt.ToolButtonStyle.ToolButtonIconOnly)
+        self.preset_chip.setToolTip(tooltip or "Chat settings: instructions, reasoning, sampling, long chats")
+        self.preset_chip.setAccessibleName(f"Chat settings (preset: {name})" if name else "Chat settings")
+
     def _retint(self, t: theme.Tokens) -> None:
         self.eject_button.setIcon(icon("eject", t.muted))
+        self.preset_chip.setIcon(icon("settings", t.muted))
+        self.preset_chip.setStyleSheet(
+            f"QToolButton#presetChip {{ border: 1px solid {t.border}; border-radius: 11px; padding: 2px 8px;"
+            f" color: {t.text}; background: {t.bg}; }}"
+            f"QToolButton#presetChip:hover {{ border-color: {t.accent}; }}")

@@ -26,6 +26,7 @@ from app.errors import HearthError, SettingsError
 from app.models.errors import KeyringUnavailableError
 from app.models.token import TokenStore
 from app.settings import PROXY_SCHEMES, Settings
+from ui.pages.presets import PresetsPanel
 from ui.pages.servers import ServersPanel
 from ui.widgets.forms import aligned_form, form_label
 from ui.widgets.inputs import guard_wheel
@@ -261,6 +262,8 @@ class SettingsPage(QWidget):
         self.reasoning_effort.currentIndexChanged.connect(self._on_field_edited)
         self.fields["reasoning_effort"] = self.reasoning_effort
         self._row(form, "reasoning_effort", "Default reasoning effort", self.reasoning_effort)
+        self.presets_panel = PresetsPanel(self.ctx)  # ui/pages/presets.py: presets and new chats' defaults
+        col.addWidget(self.presets_panel)
 
         # Advanced
         form = self._section(col, "Advanced")

@@ -19,10 +19,12 @@ from app.errors import HearthError
 from app.harmony.tools import default_registry
 from app.models.units import format_bytes
 from app.storage.conversations import Message
+from ui.chat.chat_settings import apply_new_chat_defaults
 from ui.chat.chat_view import ChatView
 from ui.chat.composer import Composer
 from ui.chat.controller import ChatController
 from ui.chat.header import ChatHeader
+from ui.chat.long_chats import LongChats
 from ui.chat.model_picker import PickerEntry
 from ui.shell.sidebar import Sidebar
 from ui.widgets.theme import set_style_property
@@ -87,6 +89,7 @@ class MainWindow(QMainWindow):
         self.models_page: ModelsPage | None = None
         self._build()
         self._connect()
+        self.long_chats = LongChats(self)  # context markers, the meter's details, presets and chat settings
         self.sidebar.refresh()
         self._update_actions()
         self._restore_window()
@@ -407,6 +410,7 @@ class MainWindow(QMainWindow):
                 model=self.controller.model_path, reasoning_effort=self.ctx.settings.reasoning_effort,
                 system_prompt=self.ctx.settings.system_prompt,
             )
+            apply_new_chat_defaults(self.ctx, conv.id)
             self.conversation_id = conv.id
             self.ctx.store.update(conv.id, reasoning_effort=self.composer.effort)
             self.chat_view.conversation_id = conv.id
