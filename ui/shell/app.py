@@ -38,6 +38,7 @@ from ui.models.widgets import fit_tooltip
 from ui.pages.first_run import WelcomePage, wants_first_run
 from ui.pages.hardware import HardwarePage
 from ui.pages.local_server import LocalServerPanel
+from ui.pages.servers import ask_to_send, install_remote_models
 from ui.widgets.labels import VERDICT_BADGES
 from ui.pages.settings import SettingsPage, update_offline_label
 from ui.pages.tools import ToolsPanel
@@ -169,7 +170,15 @@ def add_settings_page(win: MainWindow, tokens: TokenStore, tools: ToolsPanel | N
 
     page.saved.connect(on_saved)
     update_offline_label(win.status_offline, win.ctx.settings.offline)
+    add_remote_servers(win, page)
     return page
+
+
+def add_remote_servers(win: MainWindow, page: SettingsPage) -> None:
+    """Models on the user's own servers: in the header's picker, asked once before the first message."""
+    install_remote_models(win.model_picker, win.controller)
+    win.controller.confirm_send = lambda host: ask_to_send(win, host)
+    win.closing.connect(page.servers_panel.shutdown)
 
 
 def add_models_page(win: MainWindow, tokens: TokenStore | None) -> ModelsPage:
