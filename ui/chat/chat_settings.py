@@ -243,7 +243,8 @@ class ChatSettingsDialog(QDialog):
         lay.addWidget(self.buttons)
         index = self.preset_combo.findData(preset or "", Qt.ItemDataRole.UserRole, Qt.MatchFlag.MatchFixedString)
         self.preset_combo.setCurrentIndex(max(0, index))
-        self.preset_combo.currentIndexChanged.connect(self._on_preset_combo_changed)
+        # activated, not currentIndexChanged: choosing the chat's own preset again restores its values.
+        self.preset_combo.activated.connect(self._on_preset_combo_activated)
         self.resize(max(560, self.sizeHint().width()), self.sizeHint().height())
 
     @property
@@ -253,8 +254,9 @@ class ChatSettingsDialog(QDialog):
     def choose_preset(self, name: str) -> None:
         """Pick a preset as the user would in the combo (its values fill the form)."""
         self.preset_combo.setCurrentIndex(max(0, self.preset_combo.findData(name)))
+        self._on_preset_combo_activated(self.preset_combo.currentIndex())
 
-    def _on_preset_combo_changed(self, _index: int) -> None:
+    def _on_preset_combo_activated(self, _index: int) -> None:
         name = self.preset_combo.currentData()
         if name:
             try:
