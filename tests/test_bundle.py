@@ -53,6 +53,7 @@ class Bundle:
 def _sources() -> Iterator[Path]:
     for package in ("app", "ui"):
         yield from (ROOT / package).rglob("*.py")
+        yield from (ROOT / package).rglob("*.mjs")
     yield from (p for p in (ROOT / "assets").rglob("*") if p.is_file())
     for name in ("hearth.spec", "hearth_main.py"):
         yield ROOT / "packaging" / name
@@ -154,6 +155,17 @@ def test_chat_with_gptoss_answers_headless_and_exits_cleanly(bundle: Bundle, tmp
     assert rec["prompt_tokens"] > 0
     assert rec["worker_rss_bytes"], "the engine ran in its own (bundled) worker process"
     assert (data / "hearth.sqlite3").is_file(), "the conversation was saved in the data dir"
+    _assert_nothing_left_running(bundle)
+
+
+def test_the_python_tool_runs_sandboxed_from_the_bundle(bundle: Bundle, tmp_path: Path) -> None:
+    # Deno and Pyodide ship in the bundle: the tool works with nothing else installed.
+    r, _wall = _run(bundle, ["tools", "run", "python", "--code", "x = 6 * 7", "--code", "print(x)", "--json"],
+                    tmp_path, env={"HEARTH_DATA_DIR": str(tmp_path / "data"), "HEARTH_PYODIDE_DIR": ""},
+                    timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    calls = [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
+    assert [c["error"] for c in calls] == [None, None] and calls[1]["output"].strip() == "42", calls
     _assert_nothing_left_running(bundle)
 
 

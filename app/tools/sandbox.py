@@ -91,7 +91,12 @@ def find_pyodide() -> Path:
 
 
 def find_deno() -> Path:
-    """The Deno binary that the `deno` PyPI package installs."""
+    """The Deno binary: beside a bundle's executable, else the one the `deno` PyPI package installs."""
+    if getattr(sys, "frozen", False):
+        exe = "deno.exe" if sys.platform == "win32" else "deno"
+        for folder in (Path(sys.executable).parent, Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent))):
+            if (folder / exe).is_file():
+                return folder / exe
     try:
         import deno  # the PyPI package; its binary sits in the environment's scripts folder
     except ImportError as exc:
