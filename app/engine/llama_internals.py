@@ -13,6 +13,8 @@ passes the module or its ``Llama`` in.
 
 from __future__ import annotations
 
+import ctypes
+
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
@@ -31,6 +33,7 @@ REQUIRED: tuple[tuple[str, str], ...] = (
     ("Llama.n_tokens", "instance attribute"),
     ("Llama.input_ids", "instance attribute"),
     ("_internals.LlamaSampler.sample", "method"),
+    ("_internals.LlamaSampler.accept", "method"),
     ("llama_cpp.llama_model_load_from_file", "function"),
     ("_internals.LlamaModel.__init__", "calls llama_cpp.llama_model_load_from_file"),
 )
@@ -44,6 +47,42 @@ def new_sampler(llm: Any, *, top_k: int, top_p: float, min_p: float, temp: float
     """
     return llm._init_sampler(top_k=top_k, top_p=top_p, min_p=min_p, temp=temp, repeat_penalty=repeat_penalty,
                              grammar=grammar)
+
+
+class GrammarChecker:
+    """llama.cpp's grammar sampler on its own, to test one token at a time.
+
+    ``GrammarChecker.parse`` returns None for a grammar llama.cpp cannot parse (a chain
+    given that null sampler would crash). Freed with the object.
+    """
+
+    def __init__(self, llama_cpp: ModuleType, ptr: Any) -> None:
+        self._lc, self._ptr = llama_cpp, ptr
+
+    @classmethod
+    def parse(cls, llama_cpp: ModuleType, vocab: Any, grammar: str) -> "GrammarChecker | None":
+        ptr = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
+        return cls(llama_cpp, ptr) if ptr else None
+
+    def allows(self, token: int) -> bool:
+        lc = self._lc
+        data = (lc.llama_token_data * 1)(lc.llama_token_data(token, 1.0, 0.0))
+        arr = lc.llama_token_data_array(data=data, size=1, selected=-1, sorted=False)
+        lc.llama_sampler_apply(self._ptr, ctypes.byref(arr))
+        return data[0].logit != float("-inf")
+
+    def accept(self, token: int) -> None:
+        self._lc.llama_sampler_accept(self._ptr, token)
+
+    def __del__(self) -> None:
+        ptr, self._ptr = getattr(self, "_ptr", None), None
+        if ptr:
+            self._lc.llama_sampler_free(ptr)
+
+
+def accept(sampler: Any, token: int) -> None:
+    """Tell a ``Llama`` sampler chain (``LlamaSampler.accept``) a token was chosen without it."""
+    sampler.accept(token)
 
 
 def sample(llm: Any, sampler: Any) -> int:
