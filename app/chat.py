@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -204,6 +205,7 @@ class ChatSession:
         # question, citations); documents use it.
         self.extra_context = extra_context
         self._stop = False
+        self._thread: int | None = None  # the thread running the current turn
 
     @property
     def builder(self) -> PromptBuilder:
@@ -214,11 +216,18 @@ class ChatSession:
     def stop(self) -> None:
         """Stop the running turn (any thread): generation and any tool loop."""
         self._stop = True
-        self.engine.cancel()
+        owned = getattr(self.engine, "cancel_if_running_for", None)
+        if owned is None:
+            self.engine.cancel()
+        elif self._thread is not None:
+            # Only this turn's request: another user of the engine (the API server) goes on.
+            # A turn still waiting for the engine sees ``_stop`` when it gets it.
+            owned(self._thread)
 
     # ---- entry points ----------------------------------------------------
 
     def send(self, conversation_id: int, text: str) -> Iterator[ChatEvent]:
+        self._thread = threading.get_ident()
         if not text.strip():
             yield ReplyFailed(None, "The message is empty.", "empty")
             return
@@ -249,6 +258,7 @@ class ChatSession:
 
     def regenerate(self, conversation_id: int) -> Iterator[ChatEvent]:
         """A new version of the last reply (the old one stays, one click away)."""
+        self._thread = threading.get_ident()
         msgs = self.store.messages(conversation_id)
         last_user = max((m.seq for m in msgs if m.role == "user"), default=None)
         if last_user is None:
@@ -259,6 +269,7 @@ class ChatSession:
 
     def edit_and_resend(self, conversation_id: int, message_id: int, new_text: str) -> Iterator[ChatEvent]:
         """A new version of an earlier user message, answered anew; the old branch is kept."""
+        self._thread = threading.get_ident()
         if not new_text.strip():
             yield ReplyFailed(None, "The message is empty.", "empty")
             return
@@ -274,6 +285,7 @@ class ChatSession:
     def respond(self, conversation_id: int) -> Iterator[ChatEvent]:
         # ``_stop`` is not reset here: a Stop pressed while the turn is being set up (before
         # the engine has started, which clears its own cancel flag) must still stop it.
+        self._thread = threading.get_ident()
         builder = self.builder
         remote = bool(getattr(self.engine, "is_remote", False))
         conv = self.store.get(conversation_id)

@@ -83,6 +83,7 @@ class EngineClient:
         self._log_level = log_level
         self.model_info: dict[str, Any] | None = None
         self.last_exit: str | None = None
+        self._owner: int | None = None  # the thread whose generate() holds the engine
 
     # ---- process ---------------------------------------------------------
 
@@ -198,6 +199,7 @@ class EngineClient:
         with self._lock:
             rid = next(self._ids)
             self._cancel[0] = 0
+            self._owner = threading.get_ident()
             self._send(P.GenerateRequest(req_id=rid, segments=[(s.text, s.special) for s in segments], **req_kwargs))
             finished = False
             try:
@@ -217,6 +219,7 @@ class EngineClient:
                             raise ContextOverflow(msg.message)
                         raise EngineError(msg.message)
             finally:
+                self._owner = None
                 if not finished and self.alive:
                     self._drain(rid)
 
@@ -236,6 +239,15 @@ class EngineClient:
     def cancel(self) -> None:
         """Stop the running request (any thread); the worker checks between tokens."""
         self._cancel[0] = 1
+
+    def cancel_if_running_for(self, thread_id: int) -> None:
+        """Stop the running request only if ``thread_id`` started it.
+
+        The window's chats and the local API server share one engine: a Stop pressed in
+        the window while an API request holds the engine must not end that request.
+        """
+        if self._owner == thread_id:
+            self._cancel[0] = 1
 
     def _call(self, make: Any) -> Any:
         with self._lock:
