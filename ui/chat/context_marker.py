@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget,
 )
@@ -21,6 +21,7 @@ from app.storage.conversations import CONTEXT_ROLE, Message, context_marker_text
 from ui.widgets import theme
 
 SUMMARY_TITLE = "Summary the model sees"
+RULE_MIN = 24  # the hairlines either side of the text never get shorter
 
 
 def _rule() -> QFrame:
@@ -28,7 +29,7 @@ def _rule() -> QFrame:
     line.setObjectName("contextRule")
     line.setFixedHeight(1)
     line.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-    line.setMinimumWidth(12)
+    line.setMinimumWidth(RULE_MIN)
     return line
 
 
@@ -73,9 +74,8 @@ class ContextMarkerWidget(QFrame):
         self._rules = (_rule(), _rule())
         self.label = _wrapped("", "contextMarkerText")
         self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.label.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
         row.addWidget(self._rules[0], 1, Qt.AlignmentFlag.AlignVCenter)
-        row.addWidget(self.label, 0)
+        row.addWidget(self.label, 1000)  # takes the room first, up to its text's width (_fit_label)
         row.addWidget(self._rules[1], 1, Qt.AlignmentFlag.AlignVCenter)
         lay.addLayout(row)
 
@@ -160,6 +160,7 @@ class ContextMarkerWidget(QFrame):
         self.message = m
         text = context_marker_text(m)
         self.label.setText(text)
+        self._fit_label()
         self.setAccessibleName(text)
         note = str(m.stats.get("note") or "")
         tip = ("The model no longer sees the messages above this line"
@@ -172,6 +173,15 @@ class ContextMarkerWidget(QFrame):
         if self._saving:
             self._saving = False
             self._show_editor(False)
+
+    def _fit_label(self) -> None:
+        """The text on one line between the hairlines while it fits, wrapped (hairlines short) when not.
+
+        A word-wrapped label asks for a narrow width of its own: with the largest stretch and its
+        text's width as its maximum, it gets the room first and the hairlines the rest. Its minimum
+        stays 1, so a narrow window is never held wide by the marker.
+        """
+        self.label.setMaximumWidth(self.label.fontMetrics().horizontalAdvance(self.label.text()) + 4)
 
     def set_version(self, *_args: Any) -> None:
         """A marker has no versions (the view asks every row)."""
