@@ -102,6 +102,24 @@ def test_a_long_chat_shows_where_earlier_messages_left_the_view(qtbot, window: M
     assert marker_widget(window).label.text().endswith("2 messages")
 
 
+def test_regenerating_after_a_trim_keeps_one_marker_and_the_versions_on_the_reply(qtbot, window: MainWindow) -> None:
+    use_tiny_context(window, [reply(answer(1)), reply(answer(2)), reply("Another answer two.")])
+    send(qtbot, window, question(1))
+    send(qtbot, window, question(2))
+    with qtbot.waitSignal(window.controller.busy_changed, timeout=10000, check_params_cb=lambda b: not b):
+        window.regenerate()
+    # The old marker went with the old reply; the new turn set its own, right after the question.
+    assert transcript(window) == ["user", "assistant", "user", "context", "assistant"]
+    newest = window.ctx.store.messages(window.conversation_id)[-1]
+    assert newest.content == "Another answer two."
+    w = window.chat_view.message_widget(newest.id)
+    assert w is not None and w.version_label.text() == "2/2"  # the fork's versions sit on the reply
+    qtbot.waitUntil(lambda: marker_widget(window).isVisible(), timeout=2000)
+    window.chat_view.version_requested.emit(*w.version[:1], 0)
+    assert transcript(window) == ["user", "assistant", "user", "context", "assistant"]
+    assert window.ctx.store.messages(window.conversation_id)[-1].content.startswith("Answer 2")
+
+
 def test_summary_mode_shows_the_summary_collapsed_and_saves_an_edit(qtbot, window: MainWindow) -> None:
     window.ctx.settings.overflow = "summarize"  # new chats summarise
     summary = "The user asked two questions about facts; the answers listed notes."
