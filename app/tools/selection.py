@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from app.errors import McpError
 from app.harmony.tools import ApprovalRequest, Decision, Tool, ToolRegistry, default_registry
 from app.paths import AppPaths
-from app.tools.mcp import McpManager, McpToolProvider
 from app.tools.mcp_config import McpConfig
+
+if TYPE_CHECKING:
+    from app.tools.mcp import McpManager
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,9 @@ def build_chat_tools(spec: str | None, settings: Any, paths: AppPaths, *, yes: b
         _add_python(reg, paths)
     servers = _mcp_servers(items, paths, manager)
     if servers:
+        # The MCP SDK is imported only when a chat uses MCP servers (it costs start-up time).
+        from app.tools.mcp import McpManager, McpToolProvider
+
         config = manager.config if manager is not None else McpConfig.for_paths(paths)
         if manager is None:
             manager = McpManager(config, offline=lambda: bool(getattr(settings, "offline", False)))

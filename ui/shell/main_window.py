@@ -301,7 +301,11 @@ class MainWindow(QMainWindow):
         name = info.get("name") or Path(info.get("path", "")).name
         choice = self.controller.load_choice
         backend = "GPU" if info.get("gpu_offload") and (choice and choice.params.get("n_gpu_layers")) else "CPU"
-        self._set_state("● loaded · " + backend, "loaded")
+        remote = info.get("architecture") == "remote"
+        if remote:
+            backend = f"remote ({info.get('server') or 'server'})"
+        self._set_state("● connected · " + str(info.get("server") or "server") if remote
+                        else "● loaded · " + backend, "loaded")
         self.model_label.setToolTip(f"{name}\n{info.get('path', '')}")
         if info.get("path"):
             self.model_picker.set_current(str(info["path"]))
@@ -310,7 +314,9 @@ class MainWindow(QMainWindow):
         self.status_backend.setText(f"Backend: {backend}")
         rss = info.get("rss_bytes") or 0
         self.status_memory.setText(f"Model memory: {format_bytes(rss)}" if rss else "")
-        harmony = info.get("architecture") == "gpt-oss"
+        # A remote model gets the reasoning choice too: it is sent as reasoning_effort, which
+        # gpt-oss servers honour and others ignore.
+        harmony = info.get("architecture") in ("gpt-oss", "remote")
         self.composer.set_reasoning_visible(harmony)
         self._show_context_of(self.conversation_id, info.get("n_ctx"))
         self.chat_view.set_empty_text(READY_TEXT if not self.chat_view.widgets else "")

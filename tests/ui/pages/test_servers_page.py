@@ -67,6 +67,7 @@ def test_add_test_pick_and_chat_on_a_remote_model(qtbot, win: MainWindow, gemma_
     assert isinstance(win.controller.engine, RemoteEngine)
     badge = win.header.remote_badge
     assert badge.isVisible() and badge.text() == f"sent to {host}"
+    assert win.model_label.text() == f"● connected · {host}"  # not "loaded · CPU": nothing runs here
     win.ctx.settings.system_prompt = "You tell stories."
     send(qtbot, win, "Once upon a time")
     msgs = win.ctx.store.messages(win.conversation_id)
