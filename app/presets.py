@@ -130,6 +130,10 @@ class PresetStore:
         out = [user.pop(b.name.casefold(), b) for b in BUILTIN_PRESETS]
         return out + list(user.values())
 
+    def user_presets(self) -> list[Preset]:
+        """The user's own presets (new ones, and built-ins the user changed)."""
+        return self._user()
+
     def names(self) -> list[str]:
         return [p.name for p in self.all()]
 

@@ -162,7 +162,7 @@ class PresetsPanel(QGroupBox):
 
     def reload(self, select: str | None = None) -> None:
         current = select or self.selected_name()
-        user = {p.name.casefold() for p in self.store._user()}  # noqa: SLF001 - which ones the user changed
+        user = {p.name.casefold() for p in self.store.user_presets()}  # which ones the user changed
         self.list.clear()
         for p in self.store.all():
             key = p.name.casefold()
@@ -199,7 +199,7 @@ class PresetsPanel(QGroupBox):
                 return
 
     def _is_user(self, name: str) -> bool:
-        return any(p.name.casefold() == name.casefold() for p in self.store._user())  # noqa: SLF001
+        return any(p.name.casefold() == name.casefold() for p in self.store.user_presets())
 
     def _update_buttons(self) -> None:
         name = self.selected_name()
