@@ -23,13 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-import anyio
-import mcp_types as types
-from mcp.client import Client
-from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.exceptions import MCPError
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import mcp_types as types
+    from mcp.client import Client
 
 from app.errors import McpError
 from app.harmony.render import validate_tools
@@ -38,6 +37,29 @@ from app.tools.mcp_config import McpConfig, McpServerConfig
 
 log = logging.getLogger(__name__)
 server_log = logging.getLogger("app.tools.mcp.server")  # what stdio servers write to stderr
+
+_SDK: SimpleNamespace | None = None
+
+
+def sdk() -> SimpleNamespace:
+    """The mcp SDK, imported on first use: it takes about a second and 50 MB, which a window
+    (or a chat) with no MCP server should not pay."""
+    global _SDK
+    if _SDK is None:
+        import anyio
+        import mcp_types
+        from mcp.client import Client
+        from mcp.client.stdio import StdioServerParameters, stdio_client
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared.exceptions import MCPError
+        from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+        _SDK = SimpleNamespace(
+            anyio=anyio, types=mcp_types, Client=Client, StdioServerParameters=StdioServerParameters,
+            stdio_client=stdio_client, streamable_http_client=streamable_http_client, MCPError=MCPError,
+            MODERN_PROTOCOL_VERSIONS=MODERN_PROTOCOL_VERSIONS)
+    return _SDK
+
 
 DEFAULT_CONNECT_TIMEOUT_S = 30.0
 MAX_LIST_PAGES = 20
@@ -124,17 +146,17 @@ def result_text(result: types.CallToolResult) -> str:
     """What a tool returned, as the text the model reads."""
     parts: list[str] = []
     for block in result.content or []:
-        if isinstance(block, types.TextContent):
+        if isinstance(block, sdk().types.TextContent):
             parts.append(block.text)
-        elif isinstance(block, types.ImageContent):
+        elif isinstance(block, sdk().types.ImageContent):
             parts.append(f"[image: {block.mime_type}, {len(block.data) * 3 // 4} bytes, not shown]")
-        elif isinstance(block, types.AudioContent):
+        elif isinstance(block, sdk().types.AudioContent):
             parts.append(f"[audio: {block.mime_type}, not played]")
-        elif isinstance(block, types.EmbeddedResource):
+        elif isinstance(block, sdk().types.EmbeddedResource):
             res = block.resource
             text = getattr(res, "text", None)
             parts.append(text if isinstance(text, str) else f"[resource {res.uri}: binary, not shown]")
-        elif isinstance(block, types.ResourceLink):
+        elif isinstance(block, sdk().types.ResourceLink):
             parts.append(f"[resource link: {block.uri}]")
         else:
             parts.append(str(block))
@@ -309,10 +331,10 @@ class McpManager:
 
     def _transport(self, cfg: McpServerConfig, errlog: _StderrToLog | None) -> Any:
         if cfg.url:
-            return streamable_http_client(cfg.url)
+            return sdk().streamable_http_client(cfg.url)
         assert cfg.command and errlog is not None
-        params = StdioServerParameters(command=cfg.command, args=list(cfg.args), env=dict(cfg.env) or None)
-        return stdio_client(params, errlog=errlog.file)
+        params = sdk().StdioServerParameters(command=cfg.command, args=list(cfg.args), env=dict(cfg.env) or None)
+        return sdk().stdio_client(params, errlog=errlog.file)
 
     async def _serve(self, conn: _Conn) -> None:
         cfg, name = conn.config, conn.config.name
@@ -321,15 +343,15 @@ class McpManager:
             self.connect_timeout_s, lambda: conn.task.cancel() if conn.task and conn.state == "starting" else None)
 
         async def on_message(message: Any) -> None:
-            if isinstance(message, types.ToolListChangedNotification):
-                if conn.protocol not in MODERN_PROTOCOL_VERSIONS:  # modern: the listen loop refreshes
+            if isinstance(message, sdk().types.ToolListChangedNotification):
+                if conn.protocol not in sdk().MODERN_PROTOCOL_VERSIONS:  # modern: the listen loop refreshes
                     asyncio.get_running_loop().create_task(self._refresh(conn))
             elif isinstance(message, Exception):
                 log.warning("MCP server %s: transport error: %s", name, message)
-            await anyio.lowlevel.checkpoint()
+            await sdk().anyio.lowlevel.checkpoint()
 
         try:
-            client = Client(self._transport(cfg, errlog), mode=self.protocol_mode, message_handler=on_message,
+            client = sdk().Client(self._transport(cfg, errlog), mode=self.protocol_mode, message_handler=on_message,
                             cache=None)
             async with client:
                 if errlog is not None:
@@ -343,8 +365,8 @@ class McpManager:
                 log.info("MCP server %s ready (%s, protocol %s): %d tools", name, cfg.transport, conn.protocol,
                          len(conn.tools))
                 self._changed(name)
-                async with anyio.create_task_group() as tg:
-                    if conn.protocol in MODERN_PROTOCOL_VERSIONS:
+                async with sdk().anyio.create_task_group() as tg:
+                    if conn.protocol in sdk().MODERN_PROTOCOL_VERSIONS:
                         tg.start_soon(self._listen, conn)
                     assert conn.stop is not None
                     await conn.stop.wait()
@@ -447,8 +469,8 @@ class McpManager:
             return await asyncio.wait_for(client.call_tool(tool, arguments, read_timeout_seconds=limit), limit + 1)
         except asyncio.TimeoutError:
             raise
-        except MCPError as exc:
-            if exc.code == types.CONNECTION_CLOSED:
+        except sdk().MCPError as exc:
+            if exc.code == sdk().types.CONNECTION_CLOSED:
                 raise ConnectionError("the server closed the connection (it may have crashed or exited)") from exc
             if _is_timeout(exc):
                 raise asyncio.TimeoutError() from exc

@@ -19,11 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.context import AppContext
-from app.engine.remote import RemoteEngine
 from app.errors import HearthError
-from app.server.app import APIService
-from app.server.cli import history_saver, options_from
-from app.server.local import LocalServer
 from ui.widgets.forms import add_form_row, aligned_form, form_label
 from ui.widgets.jobs import JobRunner
 from ui.widgets.labels import hint_label
@@ -48,7 +44,7 @@ class CurrentEngine:
     @property
     def model_info(self) -> dict[str, Any] | None:
         eng = self._engine
-        return None if isinstance(eng, RemoteEngine) else eng.model_info
+        return None if getattr(eng, "is_remote", False) else eng.model_info
 
     def generate(self, req: dict[str, Any], segments: list[Any]) -> Iterator[Any]:
         return self._engine.generate(req, segments)
@@ -64,7 +60,7 @@ class LocalServerPanel(QGroupBox):
         super().__init__("Local server", parent)
         self.ctx = ctx
         self.controller = controller
-        self.server: LocalServer | None = None
+        self.server: Any = None  # app.server.local.LocalServer while serving
         self.jobs = JobRunner(self, name="local-server")
         self.setAccessibleName("Local server")
         form = aligned_form(self)
@@ -147,14 +143,20 @@ class LocalServerPanel(QGroupBox):
         if self.server is not None:
             return
         ctx = self.ctx
-        options = options_from(ctx, api_key=ctx.settings.server_api_key, cors=[])
-        saver = history_saver(ctx) if ctx.settings.server_save_requests_to_history else None
         port = ctx.settings.server_port
         self.url.setText("starting…")
         self._say("")
 
-        def start(_cancel: Any) -> LocalServer:
+        def start(_cancel: Any) -> Any:
+            # The server's stack (Starlette, uvicorn) is imported only when it is switched on:
+            # a window that serves nothing does not pay for it at start-up.
             from app.documents.embedder import Embedder, find_embedding_model
+            from app.server.app import APIService
+            from app.server.cli import history_saver, options_from
+            from app.server.local import LocalServer
+
+            options = options_from(ctx, api_key=ctx.settings.server_api_key, cors=[])
+            saver = history_saver(ctx) if ctx.settings.server_save_requests_to_history else None
 
             emb = find_embedding_model(ctx.settings, ctx.models_dir)
             service = APIService(CurrentEngine(self.controller), options,
@@ -171,7 +173,7 @@ class LocalServerPanel(QGroupBox):
 
         self.jobs.call("start local server", start, self._on_started)
 
-    def _on_started(self, server: LocalServer | None, exc: BaseException | None) -> None:
+    def _on_started(self, server: Any, exc: BaseException | None) -> None:
         if exc is not None or server is None:
             self.url.setText("off")
             self._say(f"The local server could not start: {exc}")
@@ -218,7 +220,7 @@ class LocalServerPanel(QGroupBox):
         self.jobs.shutdown()
 
 
-def _stop_server(server: LocalServer) -> None:
+def _stop_server(server: Any) -> None:
     embedder = server.service.embedder
     server.stop()
     if embedder is not None:
