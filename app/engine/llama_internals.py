@@ -30,6 +30,7 @@ PINNED_VERSION = "0.3.36"
 REQUIRED: tuple[tuple[str, str], ...] = (
     ("Llama._init_sampler", "method"),
     ("Llama._ctx", "instance attribute"),
+    ("_internals.LlamaContext.ctx", "instance attribute"),
     ("Llama.n_tokens", "instance attribute"),
     ("Llama.input_ids", "instance attribute"),
     ("_internals.LlamaSampler.sample", "method"),
@@ -83,6 +84,17 @@ class GrammarChecker:
 def accept(sampler: Any, token: int) -> None:
     """Tell a ``Llama`` sampler chain (``LlamaSampler.accept``) a token was chosen without it."""
     sampler.accept(token)
+
+
+def last_logits(llama_cpp: ModuleType, llm: Any, n_vocab: int) -> Any:
+    """The last position's logits as a NumPy view of llama.cpp's buffer (``Llama._ctx.ctx``), no copy.
+
+    Valid until the next decode.
+    """
+    import numpy as np
+
+    ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+    return np.ctypeslib.as_array(ptr, shape=(n_vocab,))
 
 
 def sample(llm: Any, sampler: Any) -> int:

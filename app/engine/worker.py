@@ -32,6 +32,7 @@ from typing import Any
 
 from app.engine import llama_internals as internals
 from app.engine import protocol as P
+from app.engine import sampling as sampling_mod
 
 log = logging.getLogger(__name__)
 
@@ -478,6 +479,12 @@ class Engine:
             grammar = self.llama_cpp.LlamaGrammar.from_string(req.grammar, verbose=False)
             grammar_sampler = internals.new_sampler(llm, **sampling, grammar=grammar)
         grammar_on = bool(req.grammar) and not req.grammar_trigger
+        # gpt-oss's sampling (the whole distribution at temperature 1) without llama.cpp's
+        # per-token pass over every vocabulary entry (app/engine/sampling.py).
+        n_vocab = int(lc.llama_vocab_n_tokens(self._vocab))
+        full = sampling_mod.FullSampler(n_vocab, req.temperature, req.seed) if (
+            grammar_sampler is None and sampling_mod.full_distribution(
+                req.temperature, req.top_k, req.top_p, req.min_p, req.repeat_penalty)) else None
         trigger_tail = ""
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         raw_parts: list[str] = []
@@ -511,7 +518,10 @@ class Engine:
                 if self._cancelled():
                     stop_reason = "cancelled"
                     break
-                tok = internals.sample(llm, sampler)
+                if full is not None:
+                    tok = full(internals.last_logits(lc, llm, n_vocab))
+                else:
+                    tok = internals.sample(llm, sampler)
                 if grammar_on:
                     if checker.allows(tok):
                         internals.accept(grammar_sampler, tok)  # keep the full chain's grammar in step

@@ -1,0 +1,39 @@
+"""Sampling from the model's whole distribution, with less work than llama.cpp's chain.
+
+gpt-oss is meant to be sampled at temperature 1 from its full distribution (top-p
+1, no top-k). llama.cpp's sampler chain does that by building a candidate entry for
+each of the 201k (gpt-oss) or 262k (gemma) vocabulary entries before its softmax:
+2.8 ms a token on this project's 2-core build machine, against 1.7 ms for the same
+exact softmax done by NumPy on a view of llama.cpp's logits buffer (float32 exp,
+float64 running sum, one binary search). That is a few percent of a CPU token and
+a large share of a GPU one. Used only where the chain would do nothing else:
+temperature > 0, no top-k, top-p or min-p cut, no repetition penalty, no grammar.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def full_distribution(temperature: float, top_k: int, top_p: float, min_p: float, repeat_penalty: float) -> bool:
+    """Whether these settings mean "the whole distribution at this temperature" (this module's case)."""
+    return temperature > 0 and top_k <= 0 and top_p >= 1.0 and min_p <= 0 and repeat_penalty == 1.0
+
+
+class FullSampler:
+    """Draws token ids from softmax(logits / temperature); one per request (it keeps a buffer)."""
+
+    def __init__(self, n_vocab: int, temperature: float, seed: int | None) -> None:
+        self._buf = np.empty(n_vocab, dtype=np.float32)
+        self._temp = float(temperature)
+        self._rng = np.random.default_rng(seed)
+
+    def __call__(self, logits: np.ndarray) -> int:
+        buf = self._buf
+        np.subtract(logits, logits.max(), out=buf)
+        if self._temp != 1.0:
+            buf /= self._temp
+        np.exp(buf, out=buf)
+        cum = np.cumsum(buf, dtype=np.float64)
+        pick = int(np.searchsorted(cum, self._rng.random() * cum[-1], side="right"))
+        return min(pick, len(buf) - 1)
