@@ -445,12 +445,12 @@ class ChatSession:
     # ---- the model's view of a long conversation ----------------------------
 
     def _n_ctx(self) -> int:
-        return int((self.engine.model_info or {}).get("n_ctx") or 0)
+        return int((getattr(self.engine, "model_info", None) or {}).get("n_ctx") or 0)
 
     def check_fits(self, conversation_id: int, text: str) -> str | None:
         """Why ``text`` cannot be sent as one message (it alone outgrows the context), or None."""
         n_ctx = self._n_ctx()
-        if not n_ctx or getattr(self.engine, "is_remote", False) or not self.engine.model_info:
+        if not n_ctx or getattr(self.engine, "is_remote", False):
             return None
         conv = self.store.get(conversation_id)
         s = self.sampling_for(conv)
@@ -485,7 +485,6 @@ class ChatSession:
         starts = cw.turn_starts(history, view.start_seq)
         if not starts:
             raise ContextOverflow(self._too_long(n, n_ctx, room))
-        target = min(int(n_ctx * cw.TRIM_TARGET_SHARE), n_ctx - room)
 
         def tokens_from(start: int, summary: str = "") -> tuple[int, Prompt]:
             fake = [m for m in history if m.seq >= start and m.role != CONTEXT_ROLE]
@@ -497,13 +496,16 @@ class ChatSession:
                                builtin_tools=builtin)
             return self.engine.count_tokens(pr), pr
 
-        # The fewest turns dropped that bring the prompt under the target; failing that, the
-        # fewest that make it fit at all. Fewer tokens the later the view starts: bisect.
+        # The fewest turns dropped that bring the prompt under the goal. What cannot be dropped
+        # (instructions, tools, documents, the newest turn) is ``n_last``; of the room left
+        # beside it, a trim frees at least half, so the next trims are several turns away
+        # even when tools and documents take most of a small context. Fewer tokens the later
+        # the view starts: bisect.
         lo, hi = 0, len(starts) - 1
         n_last, _ = tokens_from(starts[-1])
         if n_last + room > n_ctx:
             raise ContextOverflow(self._too_long(n_last, n_ctx, room))
-        goal = target if n_last <= target else n_ctx - room
+        goal = n_last + int((n_ctx - room - n_last) * cw.TRIM_TARGET_SHARE)
         while lo < hi:
             mid = (lo + hi) // 2
             if tokens_from(starts[mid])[0] <= goal:

@@ -8,7 +8,8 @@ message (role ``context``) records where it happened and from which message on
 the model sees the conversation; in summary mode the marker also holds the
 summary the model sees in place of what left.
 
-The view moves in chunks: after a trim the prompt takes at most half the context,
+The view moves in chunks: a trim frees at least half of the room the conversation
+has beside what always stays (instructions, tools, documents, the newest turn),
 so the follow-up state cache (which needs an unchanged prefix) is rebuilt once
 every several turns, not on every turn. Qt-free; used by ``app.chat``.
 """
@@ -20,7 +21,8 @@ from typing import Any
 
 from app.storage.conversations import CONTEXT_ROLE, Message
 
-# After a trim the prompt takes at most this share of the context.
+# After a trim, the conversation takes at most this share of the room it has beside what
+# always stays (1.0 would drop just enough: a trim, and a full re-read, on every turn).
 TRIM_TARGET_SHARE = 0.5
 # The reply's room: max_tokens, but never more than this share of the context (a
 # 4,096-token max_tokens must not make a 4k context useless) and at least this many.

@@ -75,6 +75,9 @@ class LocalServerPanel(QGroupBox):
         self.port.setRange(1, 65535)
         self.port.setValue(s.server_port or 8642)
         self.port.setAccessibleName("Local server port")
+        inner = self.port.findChild(QLineEdit)  # what screen readers land on inside the spin box
+        if inner is not None:
+            inner.setAccessibleName("Local server port")
         add_form_row(form, "Port", self.port)
         self.key = QLineEdit(s.server_api_key or "")
         self.key.setPlaceholderText("none (any program on this computer may connect)")
@@ -88,6 +91,7 @@ class LocalServerPanel(QGroupBox):
         h.addWidget(self.new_key)
         add_form_row(form, "API key", row)
         self.save_history = QCheckBox("Save requests to the chat history")
+        self.save_history.setAccessibleName("Save API requests to the chat history")
         self.save_history.setChecked(s.server_save_requests_to_history)
         form.addRow(form_label(), self.save_history)
         self.url = QLabel("off")

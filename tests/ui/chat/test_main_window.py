@@ -207,10 +207,11 @@ def test_prompt_longer_than_context_gets_a_notice(qtbot, window: MainWindow, gem
     with qtbot.waitSignal(window.controller.reply_failed, timeout=60000) as sig:
         window.composer.set_text(huge)
         qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
-    assert sig.args[2] == "context" and "context" in sig.args[1]
+    assert sig.args[2] == "context" and "context holds 512" in sig.args[1] and "document" in sig.args[1]
     qtbot.waitUntil(lambda: not window.controller.generating, timeout=5000)
-    user = window.ctx.store.messages(window.conversation_id)[0]
-    assert user.content == huge  # what the user wrote is never lost
+    # Nothing was sent or saved, and what the user wrote is back in the composer, never lost.
+    qtbot.waitUntil(lambda: window.composer.text() == huge, timeout=5000)
+    assert window.ctx.store.list() == []
 
 
 def test_empty_message_is_not_sent(qtbot, window: MainWindow, gemma_path: Path) -> None:

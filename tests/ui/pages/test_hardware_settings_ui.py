@@ -357,8 +357,9 @@ def test_every_control_has_an_accessible_name_and_takes_keyboard_focus(qtbot, wi
                     if isinstance(w, (QAbstractButton, QLineEdit, QComboBox, QPlainTextEdit))
                     and not isinstance(w.parent(), QComboBox) and w.isVisibleTo(page)]
         assert controls
+        unnamed = [f"{type(w).__name__} {getattr(w, 'text', lambda: '')()!r}" for w in controls if not w.accessibleName()]
+        assert not unnamed, f"controls without an accessible name: {unnamed}"
         for w in controls:
-            assert w.accessibleName(), f"{type(w).__name__} {getattr(w, 'text', lambda: '')()} has no name"
             assert w.focusPolicy() & Qt.FocusPolicy.TabFocus, f"{w.accessibleName()} is not keyboard reachable"
     # Tab from the theme box reaches Save without the mouse.
     sp = settings_page(window)
