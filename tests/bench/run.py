@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
 
         bench_part(b, gemma, "gemma 270M", gemma_r)
         engine_part(b, tiny, "gpt-oss tiny", harmony=True, n_ctx=2048, n_gen=128, rounds=3)
+        from tests.bench.sampling_bench import sampling_part
+
+        sampling_part(b, gemma)
         from tests.bench.context_bench import context_part
 
         context_part(b, tiny)
