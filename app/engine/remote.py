@@ -160,6 +160,11 @@ class RemoteEngine:
         self._sock: socket.socket | None = None
         self._closed = False
         self.n_ctx: int | None = None
+        # Which API the replies go through: "responses" where the server has OpenAI's
+        # Responses API (vLLM, Ollama, another Hearth: gpt-oss's reasoning as its own
+        # items), else "chat" (Chat Completions, which every server has). None: not known
+        # yet; the first reply tries Responses and remembers a 404.
+        self.api: str | None = None
         self.model_info: dict[str, Any] | None = {
             "name": model, "architecture": "remote", "server": self.host, "server_name": self.server_name,
             "base_url": self.base_url, "n_ctx": None,
@@ -306,6 +311,18 @@ class RemoteEngine:
         t_start = time.perf_counter()
         state = _StreamState(tool_names=[t.get("function", {}).get("name", "") for t in tools or []])
         dropped_param: set[str] = set()
+        if self.api in (None, "responses") and not req.get("extra_body"):
+            try:
+                yield from self._stream_responses(responses_body(self.model, messages, tools, reasoning_effort, req),
+                                                  state, t_start)
+                self.api = "responses"
+                return
+            except _NoResponsesApi:
+                log.info("%s has no Responses API; using Chat Completions", self.host)
+                self.api = "chat"
+            finally:
+                with self._sock_lock:
+                    self._sock = None
         try:
             while True:
                 try:
@@ -388,6 +405,77 @@ class RemoteEngine:
         t_end = time.perf_counter()
         yield GenerationDone(0, st.stats(t_start, t_end, stop_reason, self.n_ctx))
 
+    def _stream_responses(self, body: dict[str, Any], st: "_StreamState", t_start: float
+                          ) -> Iterator[ContentDelta | ToolCall | GenerationDone]:
+        """One reply through ``POST /responses`` (streamed events); _NoResponsesApi if the server lacks it."""
+        url = self.base_url + "/responses"
+        finish: str | None = None
+        try:
+            with self._client(stream=True) as client:
+                with client.stream("POST", url, json=body, headers=self._headers(),
+                                   extensions={"trace": self._trace}) as resp:
+                    if resp.status_code in (404, 405, 501) and self.api is None:
+                        raise _NoResponsesApi()
+                    if resp.status_code >= 400:
+                        text = resp.read().decode("utf-8", "replace")
+                        if self.api is None and resp.status_code in (400, 422):
+                            raise _NoResponsesApi()  # a server whose Responses API wants other fields
+                        raise self._status_error(resp.status_code, text, resp.headers, "/responses")
+                    if "text/event-stream" not in resp.headers.get("content-type", ""):
+                        if self.api is None:
+                            raise _NoResponsesApi()
+                        raise RemoteError(f"{self.host} answered /responses without an event stream.", "protocol")
+                    self.api = "responses"  # it streams: from here on, errors are the reply's
+                    for line in resp.iter_lines():
+                        if self._cancel.is_set():
+                            break
+                        if not line.startswith("data:"):
+                            continue
+                        try:
+                            ev = json.loads(line[5:].strip())
+                        except ValueError:
+                            continue
+                        kind = ev.get("type", "") if isinstance(ev, dict) else ""
+                        if kind == "response.reasoning_text.delta" and ev.get("delta"):
+                            st._mark()
+                            yield ContentDelta("analysis", ev["delta"])
+                        elif kind == "response.output_text.delta" and ev.get("delta"):
+                            st._mark()
+                            st.raw.append(ev["delta"])
+                            yield ContentDelta("final", ev["delta"])
+                        elif kind == "response.output_item.done":
+                            item = ev.get("item") or {}
+                            if item.get("type") == "function_call" and item.get("name"):
+                                st._mark()
+                                st.tool_calls_seen = True
+                                yield ToolCall(f"functions.{item['name']}", item["name"], item.get("arguments") or "{}")
+                        elif kind in ("response.completed", "response.incomplete"):
+                            r = ev.get("response") or {}
+                            usage = r.get("usage") or {}
+                            st.usage = {"prompt_tokens": usage.get("input_tokens") or 0,
+                                        "completion_tokens": usage.get("output_tokens") or 0}
+                            reason = (r.get("incomplete_details") or {}).get("reason")
+                            finish = "length" if kind == "response.incomplete" and reason == "max_output_tokens" \
+                                else "stop"
+                        elif kind in ("response.failed", "error"):
+                            raise RemoteError(
+                                f"{self.host} stopped the reply with an error: {_error_text(ev.get('response') or ev)}",
+                                "server")
+        except (RemoteError, _NoResponsesApi):
+            raise
+        except (httpx2.HTTPError, OSError) as exc:
+            if not self._cancel.is_set():
+                raise self._transport_error(exc, during_reply=st.started) from exc
+        if self._cancel.is_set():
+            stop_reason = "cancelled"
+        elif finish is None:
+            raise RemoteError(
+                f"The connection to {self.host} ended before the reply was complete. The part that "
+                "arrived is kept; press Retry to ask again.", "dropped")
+        else:
+            stop_reason = "tool_calls" if st.tool_calls_seen else finish
+        yield GenerationDone(0, st.stats(t_start, time.perf_counter(), stop_reason, self.n_ctx))
+
     # -- errors --------------------------------------------------------------------------------
 
     def _status_error(self, status: int, text: str, headers: Any, path: str) -> RemoteError:
@@ -441,6 +529,45 @@ class RemoteEngine:
                                f"address {self.base_url} right?", "down")
         return RemoteError(f"The connection to {host} broke off in the middle of the reply ({_short(exc)}). "
                            "The part that arrived is kept; press Retry to ask again.", "dropped")
+
+
+class _NoResponsesApi(Exception):
+    """The server has no (usable) Responses API: use Chat Completions."""
+
+
+def responses_body(model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                   reasoning_effort: str, req: dict[str, Any]) -> dict[str, Any]:
+    """A Responses API request for Hearth's stored messages (the whole history, nothing stored there)."""
+    instructions = "\n\n".join(m.get("content") or "" for m in messages if m.get("role") in ("system", "developer"))
+    items: list[dict[str, Any]] = []
+    for m in messages:
+        role = m.get("role")
+        if role in ("user", "assistant") and m.get("content"):
+            items.append({"role": role, "content": m["content"]})
+        if role == "assistant":
+            for tc in m.get("tool_calls") or []:
+                fn = tc.get("function") or {}
+                items.append({"type": "function_call", "call_id": tc.get("id") or "", "name": fn.get("name"),
+                              "arguments": fn.get("arguments") or "{}"})
+        elif role == "tool":
+            items.append({"type": "function_call_output", "call_id": m.get("tool_call_id") or "",
+                          "output": m.get("content") or ""})
+    body: dict[str, Any] = {"model": model, "input": items, "stream": True, "store": False}
+    if instructions.strip():
+        body["instructions"] = instructions
+    if reasoning_effort:
+        body["reasoning"] = {"effort": reasoning_effort}
+    if req.get("max_tokens"):
+        body["max_output_tokens"] = int(req["max_tokens"])
+    for key in ("temperature", "top_p"):
+        if req.get(key) is not None:
+            body[key] = req[key]
+    if tools:
+        body["tools"] = [{"type": "function", "name": (t.get("function") or {}).get("name"),
+                          "description": (t.get("function") or {}).get("description", ""),
+                          "parameters": (t.get("function") or {}).get("parameters") or {"type": "object"}}
+                         for t in tools]
+    return body
 
 
 class _RetryWithout(Exception):

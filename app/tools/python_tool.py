@@ -77,6 +77,30 @@ class PythonSessions:
     def scratch_for(self, conversation_id: int | str | None) -> Path:
         return self.root / self._key(conversation_id)
 
+    def copy_in(self, conversation_id: int | str | None, files: list[Path]) -> list[str]:
+        """Copy files (a chat's attachments) into its scratch folder, where the model's code
+        finds them (the working directory, /mnt/data). Returns the names they got there.
+
+        Names are reduced to plain file names; a file that is gone is skipped.
+        """
+        import shutil
+
+        from app.models.filenames import UnsafeFileNameError, local_file_name
+
+        scratch = self.scratch_for(conversation_id)
+        scratch.mkdir(parents=True, exist_ok=True)
+        copied = []
+        for f in files:
+            try:
+                name = local_file_name(Path(f).name)
+            except UnsafeFileNameError:
+                continue
+            if not Path(f).is_file():
+                continue
+            shutil.copyfile(f, scratch / name)
+            copied.append(name)
+        return copied
+
     def _session(self, key: str) -> _Session:
         with self._lock:
             s = self._sessions.get(key)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QToolButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QProgressBar, QPushButton, QToolButton, QWidget
 
 from app.engine.remote import host_of
 from app.servers import parse_remote_ref
@@ -15,6 +15,7 @@ from ui.widgets.icons import icon
 class ChatHeader(QWidget):
     # "Reset python": drop the conversation's python session (variables, imports; files stay).
     reset_python_requested = Signal()
+    copy_files_to_python_requested = Signal()
     chat_settings_requested = Signal()  # the preset chip: this chat's instructions, preset and options
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -59,6 +60,13 @@ class ChatHeader(QWidget):
         self.reset_python_button.setAccessibleName("Reset python")
         self.reset_python_button.setVisible(False)  # shown while the python tool is on for the chat
         self.reset_python_button.clicked.connect(self.reset_python_requested)
+        # The arrow beside it: the chat's attached files, copied where python's code finds them.
+        python_menu = QMenu(self.reset_python_button)
+        self.copy_files_action = python_menu.addAction("Copy the attached files to python's folder")
+        self.copy_files_action.setToolTip("The model's code then finds them in its working folder (/mnt/data)")
+        self.copy_files_action.triggered.connect(self.copy_files_to_python_requested)
+        self.reset_python_button.setMenu(python_menu)
+        self.reset_python_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
         hl.addWidget(self.reset_python_button)
         self.remote_badge = QLabel("")
         self.remote_badge.setObjectName("remoteBadge")

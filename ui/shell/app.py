@@ -125,8 +125,30 @@ def add_python_tool(win: MainWindow) -> PythonSessions:
         threading.Thread(target=sessions.reset, args=(conv,), name="python-reset", daemon=True).start()
         win.statusBar().showMessage("Python was reset for this chat: its variables and imports are gone.", 5000)
 
+    def copy_files() -> None:
+        conv = win.conversation_id
+        if conv is None:
+            return
+        from app.documents.index import DocumentIndex
+
+        def work() -> list[str]:  # a disk copy: never on the GUI thread
+            files = [Path(a.path) for a in DocumentIndex(ctx.db).attachments(conv)]
+            return sessions.copy_in(conv, files)
+
+        def done(names: list[str] | None, exc: BaseException | None) -> None:
+            if exc is not None:
+                win.show_error(f"The attached files could not be copied to python's folder: {exc}")
+            elif not names:
+                win.statusBar().showMessage("This chat has no attached files to give python.", 8000)
+            else:
+                win.statusBar().showMessage(
+                    f"Python's working folder now has {', '.join(names)}: ask the model to use them.", 10000)
+
+        win.controller.jobs.call("python-files", lambda _cancel: work(), done)
+
     win.controller.tools_factory = tools_factory
     win.header.reset_python_requested.connect(reset)
+    win.header.copy_files_to_python_requested.connect(copy_files)
     win.conversation_changed.connect(lambda *_: show_reset())
     win.closing.connect(sessions.close_all)
     show_reset()
