@@ -363,10 +363,13 @@ class PythonSandbox:
         # bounded, since code in the sandbox can write there too.
         assert proc.stderr is not None
         n = 0
-        for line in proc.stderr:
-            if n < limit:
-                log.warning("python sandbox (deno): %s", line.decode("utf-8", "replace").rstrip())
-            n += 1
+        try:
+            for line in proc.stderr:
+                if n < limit:
+                    log.warning("python sandbox (deno): %s", line.decode("utf-8", "replace").rstrip())
+                n += 1
+        except (ValueError, OSError):
+            pass  # the session was closed (its pipes with it) while this thread read
 
     def _rss(self) -> int:
         if self._proc is None:
