@@ -353,8 +353,11 @@ class PythonSandbox:
         assert proc.stdout is not None
         # Bounded reads: a line is at most an answer (the output cap, JSON-escaped); longer is
         # something the code wrote to the pipe itself, and is dropped as not-JSON.
-        while line := proc.stdout.readline(MAX_LINE_BYTES):
-            lines.put(line)
+        try:
+            while line := proc.stdout.readline(MAX_LINE_BYTES):
+                lines.put(line)
+        except (ValueError, OSError):
+            pass  # closed while this thread read: the end, as for end of file
         lines.put(None)
 
     @staticmethod
