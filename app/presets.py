@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from app.errors import SettingsError
+from app.jsonfile import write_json_atomic
 from app.storage.conversations import ConversationStore
 
 log = logging.getLogger(__name__)
@@ -172,11 +172,10 @@ class PresetStore:
         return presets
 
     def _write(self, presets: list[Preset]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"format": FORMAT, "version": 1, "presets": [asdict(p) for p in presets]},
-                                  indent=2, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, self.path)
+        try:
+            write_json_atomic(self.path, {"format": FORMAT, "version": 1, "presets": [asdict(p) for p in presets]})
+        except OSError as exc:
+            raise SettingsError(f"Could not save the presets to {self.path}: {exc.strerror or exc}") from exc
 
 
 def apply_preset(store: ConversationStore, conversation_id: int, preset: Preset) -> None:

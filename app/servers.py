@@ -23,6 +23,7 @@ import keyring.errors
 from app.engine.remote import (
     RemoteEngine, RemoteError, Timeouts, host_of, is_loopback, normalize_base_url, offline_message,
 )
+from app.jsonfile import write_json_atomic
 from app.errors import HearthError, SettingsError
 
 log = logging.getLogger(__name__)
@@ -103,11 +104,8 @@ class ServerStore:
 
     def _save(self) -> None:
         data = {"schema_version": SCHEMA_VERSION, "servers": [asdict(s) for s in self._servers]}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-            os.replace(tmp, self.path)
+            write_json_atomic(self.path, data)
         except OSError as exc:
             raise SettingsError(f"Could not save the server list to {self.path}: {exc.strerror or exc}") from exc
 

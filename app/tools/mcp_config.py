@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.jsonfile import write_json_atomic
 from app.errors import McpError
 from app.paths import AppPaths
 
@@ -179,11 +180,8 @@ class McpConfig:
             data = dict(self._extra)
             data["schema_version"] = SCHEMA_VERSION
             data["mcpServers"] = {name: s.to_json() for name, s in self._servers.items()}
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
             try:
-                tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-                os.replace(tmp, self.path)
+                write_json_atomic(self.path, data)
             except OSError as exc:
                 raise McpError(f"Could not save the MCP servers to {self.path}: {exc.strerror or exc}") from exc
 
