@@ -18,7 +18,7 @@ from app.errors import HearthError, ModelLoadError, StorageError
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_LOAD = 0, 1, 2, 3
+from app.exit_codes import EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_LOAD  # noqa: F401 - re-exported for callers
 COMMANDS = ("chat", "render", "models", "hw", "plan", "gui")
 
 
@@ -162,6 +162,10 @@ def main(argv: Sequence[str] | None = None, gui_runner: Any = None) -> int:
     setup_logging(ctx.paths, logging.DEBUG if args.verbose else logging.INFO)
     try:
         if command == "chat":
+            if getattr(args, "server", None):  # a model on a server of the user's (remote engine)
+                from app.remote_chat_cli import run_remote_chat
+
+                return run_remote_chat(args, ctx)
             from app.cli_chat import run_chat
 
             return run_chat(args, ctx)

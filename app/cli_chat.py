@@ -20,7 +20,7 @@ from app.presets import PresetStore, apply_preset, presets_path
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_LOAD = 0, 1, 2, 3
+from app.exit_codes import EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_LOAD  # noqa: F401 - re-exported for callers
 
 
 def _err(msg: str) -> None:
@@ -28,10 +28,6 @@ def _err(msg: str) -> None:
 
 
 def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
-    if getattr(args, "server", None):
-        from app.remote_chat_cli import run_remote_chat
-
-        return run_remote_chat(args, ctx)
     store = ctx.store
     conv = None
     if args.conversation is not None:

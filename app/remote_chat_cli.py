@@ -15,7 +15,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from app.chat import ChatSession, SamplingSettings
-from app.cli_chat import EXIT_LOAD, EXIT_OK, EXIT_USAGE, _has_attachments, _one_turn
+from app.cli_chat import _has_attachments, _one_turn
+from app.exit_codes import EXIT_LOAD, EXIT_OK, EXIT_USAGE
 from app.context import AppContext
 from app.engine.remote import RemoteEngine, RemoteError
 from app.errors import HearthError

@@ -23,7 +23,7 @@ from typing import Any
 from app.engine.remote import RemoteEngine, RemoteError
 from app.servers import KeyringUnavailable, ServerError, ServerStore
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+from app.exit_codes import EXIT_OK, EXIT_FAIL, EXIT_USAGE  # noqa: F401 - re-exported for callers
 
 
 def add_servers_parser(sub: Any) -> None:

@@ -21,7 +21,7 @@ from app.server.local import ServerError, bind_socket, check_binding, url_of, uv
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_LOAD = 0, 1, 2, 3
+from app.exit_codes import EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_LOAD  # noqa: F401 - re-exported for callers
 
 
 def add_serve_parser(sub: Any) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from app.paths import AppPaths
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+from app.exit_codes import EXIT_OK, EXIT_FAIL, EXIT_USAGE  # noqa: F401 - re-exported for callers
 
 
 def add_tools_parser(sub: Any) -> None:

@@ -17,7 +17,7 @@ from app.paths import AppPaths
 from app.tools.mcp import McpManager, ServerStatus
 from app.tools.mcp_config import McpConfig
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+from app.exit_codes import EXIT_OK, EXIT_FAIL, EXIT_USAGE  # noqa: F401 - re-exported for callers
 
 BUILTIN_EXTRA = [
     ("search_documents", "Search the documents attached to the conversation (offered when some are attached)."),

@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from app.paths import AppPaths
-from app.tools.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from app.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from app.tools.python_tool import PythonSessions
 from app.tools.sandbox import SandboxError
 
