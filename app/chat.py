@@ -133,6 +133,24 @@ class PromptBuilder:
         # gpt-oss is trained for temperature 1.0, top_p 1.0 (OpenAI's recommendation).
         return (1.0, 1.0) if self.harmony else (0.8, 0.95)
 
+    def request(self, *, conv_key: str | None, max_tokens: int, temperature: float | None = None,
+                top_p: float | None = None, seed: int | None = None, **extra: Any) -> dict[str, Any]:
+        """The engine request for this model: the family's sampling where none is given, its stop
+        tokens, and (gpt-oss) the whole distribution, no top-k or min-p cut."""
+        temp_default, top_p_default = self.default_sampling()
+        req: dict[str, Any] = {
+            "conv_key": conv_key,
+            "max_tokens": max_tokens,
+            "temperature": temperature if temperature is not None else temp_default,
+            "top_p": top_p if top_p is not None else top_p_default,
+            "seed": seed,
+            "stop_tokens": self.stop_tokens,
+            **extra,
+        }
+        if self.harmony:
+            req.update(top_k=0, min_p=0.0)
+        return req
+
     def build(
         self,
         messages: list[dict[str, Any]],
@@ -290,7 +308,6 @@ class ChatSession:
         remote = bool(getattr(self.engine, "is_remote", False))
         conv = self.store.get(conversation_id)
         s = self.sampling_for(conv)
-        temp_default, top_p_default = builder.default_sampling()
         citations: list[dict[str, Any]] = []
         injected: list[dict[str, Any]] = []
         if self.extra_context is not None:
@@ -324,16 +341,8 @@ class ChatSession:
             reply = self.store.add_message(conversation_id, "assistant", "", status="streaming")
             yield ReplyStarted(conversation_id, reply.id)
             turn = _TurnState(reply)
-            req = {
-                "conv_key": f"conv-{conversation_id}",
-                "max_tokens": s.max_tokens,
-                "temperature": s.temperature if s.temperature is not None else temp_default,
-                "top_p": s.top_p if s.top_p is not None else top_p_default,
-                "seed": s.seed,
-                "stop_tokens": builder.stop_tokens,
-            }
-            if builder.harmony:
-                req.update(top_k=0, min_p=0.0)
+            req = builder.request(conv_key=f"conv-{conversation_id}", max_tokens=s.max_tokens,
+                                  temperature=s.temperature, top_p=s.top_p, seed=s.seed)
             calls: list[ToolCall] = []
             stats: dict[str, Any] = {}
             try:
@@ -557,11 +566,7 @@ class ChatSession:
             if self.engine.count_tokens(prompt) + max_summary <= n_ctx or budget_chars <= 400:
                 break
             budget_chars //= 2
-        temp, top_p = builder.default_sampling()
-        req = {"conv_key": None, "use_cache": False, "max_tokens": max_summary, "temperature": temp,
-               "top_p": top_p, "stop_tokens": builder.stop_tokens}
-        if builder.harmony:
-            req.update(top_k=0, min_p=0.0)
+        req = builder.request(conv_key=None, max_tokens=max_summary, use_cache=False)
         final, analysis = [], []
         try:
             for ev in self._local_events(builder, req, prompt):

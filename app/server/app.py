@@ -132,17 +132,8 @@ class APIService:
         elif tools and spec.tool_choice == "required":
             prefill = "<|channel|>commentary to=functions."
             segments += [Segment("<|channel|>", True), Segment("commentary to=functions.", False)]
-        temp_default, top_p_default = builder.default_sampling()
-        req: dict[str, Any] = {
-            "conv_key": conv_key,
-            "max_tokens": spec.max_tokens or self.options.max_tokens,
-            "temperature": spec.temperature if spec.temperature is not None else temp_default,
-            "top_p": spec.top_p if spec.top_p is not None else top_p_default,
-            "seed": spec.seed,
-            "stop_tokens": builder.stop_tokens,
-        }
-        if builder.harmony:
-            req.update(top_k=0, min_p=0.0)
+        req = builder.request(conv_key=conv_key, max_tokens=spec.max_tokens or self.options.max_tokens,
+                              temperature=spec.temperature, top_p=spec.top_p, seed=spec.seed)
         if spec.extra.get("ignore_eos"):
             req["ignore_eos"] = True
         if spec.grammar:
