@@ -27,25 +27,40 @@ def _err(msg: str) -> None:
     print(f"hearth chat: {msg}", file=sys.stderr)
 
 
+def conversation_arg(args: argparse.Namespace, store: Any) -> tuple[Any, bool]:
+    """The conversation ``--conversation`` names (None when it names none); False if it is unknown."""
+    if args.conversation is None:
+        return None, True
+    try:
+        return store.get(args.conversation), True
+    except KeyError:
+        _err(f"there is no conversation with id {args.conversation} (see the app's sidebar).")
+        return None, False
+
+
+def prompts_arg(args: argparse.Namespace, example: str) -> list[str] | None:
+    """The messages to send, or None (said why) when there is none or one is empty."""
+    prompts = list(args.prompts)
+    if not prompts:
+        _err(f"give a message to send, e.g. {example}")
+        return None
+    if any(not p.strip() for p in prompts):
+        _err("a message is empty; write something to send.")
+        return None
+    return prompts
+
+
 def run_chat(args: argparse.Namespace, ctx: AppContext) -> int:
     store = ctx.store
-    conv = None
-    if args.conversation is not None:
-        try:
-            conv = store.get(args.conversation)
-        except KeyError:
-            _err(f"there is no conversation with id {args.conversation} (see the app's sidebar).")
-            return EXIT_USAGE
+    conv, ok = conversation_arg(args, store)
+    if not ok:
+        return EXIT_USAGE
     model_path = args.chat_model or (conv.model if conv else None)
     if not model_path:
         _err("name a model with --model PATH (a .gguf file).")
         return EXIT_USAGE
-    prompts = [p for p in args.prompts]
-    if not prompts:
-        _err('give a message to send, e.g. hearth chat --model M.gguf "Hello"')
-        return EXIT_USAGE
-    if any(not p.strip() for p in prompts):
-        _err("a message is empty; write something to send.")
+    prompts = prompts_arg(args, 'hearth chat --model M.gguf "Hello"')
+    if prompts is None:
         return EXIT_USAGE
     for name, val, lo in (("--ctx", args.ctx, 256), ("--max-tokens", args.max_tokens, 1)):
         if val is not None and val < lo:

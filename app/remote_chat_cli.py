@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from app.chat import ChatSession, SamplingSettings
-from app.cli_chat import _has_attachments, _one_turn
+from app.cli_chat import _has_attachments, _one_turn, conversation_arg, prompts_arg
 from app.exit_codes import EXIT_LOAD, EXIT_OK, EXIT_USAGE
 from app.context import AppContext
 from app.engine.remote import RemoteEngine, RemoteError
@@ -30,22 +30,14 @@ def _err(msg: str) -> None:
 
 def run_remote_chat(args: argparse.Namespace, ctx: AppContext) -> int:
     store = ctx.store
-    conv = None
-    if args.conversation is not None:
-        try:
-            conv = store.get(args.conversation)
-        except KeyError:
-            _err(f"there is no conversation with id {args.conversation} (see the app's sidebar).")
-            return EXIT_USAGE
+    conv, ok = conversation_arg(args, store)
+    if not ok:
+        return EXIT_USAGE
     if getattr(args, "chat_model", None):
         _err("--model (a local GGUF) and --server (a remote model) cannot be used together.")
         return EXIT_USAGE
-    prompts = list(args.prompts)
-    if not prompts:
-        _err('give a message to send, e.g. hearth chat --server URL --remote-model NAME "Hello"')
-        return EXIT_USAGE
-    if any(not p.strip() for p in prompts):
-        _err("a message is empty; write something to send.")
+    prompts = prompts_arg(args, 'hearth chat --server URL --remote-model NAME "Hello"')
+    if prompts is None:
         return EXIT_USAGE
     if args.max_tokens is not None and args.max_tokens < 1:
         _err("--max-tokens must be at least 1.")
