@@ -8,6 +8,11 @@ exact softmax done by NumPy on a view of llama.cpp's logits buffer (float32 exp,
 float64 running sum, one binary search). That is a few percent of a CPU token and
 a large share of a GPU one. Used only where the chain would do nothing else:
 temperature > 0, no top-k, top-p or min-p cut, no repetition penalty, no grammar.
+
+Greedy decoding (temperature 0, what API clients often ask for) is the same story:
+the chain's greedy sampler fills the whole candidate array to take its maximum
+(0.38 ms a token on gemma's 262k vocabulary); ``argmax`` over the same view is
+the same token (the first of equal maxima, like llama.cpp's) in a tenth of that.
 """
 
 from __future__ import annotations
@@ -18,6 +23,16 @@ import numpy as np
 def full_distribution(temperature: float, top_k: int, top_p: float, min_p: float, repeat_penalty: float) -> bool:
     """Whether these settings mean "the whole distribution at this temperature" (this module's case)."""
     return temperature > 0 and top_k <= 0 and top_p >= 1.0 and min_p <= 0 and repeat_penalty == 1.0
+
+
+def greedy(temperature: float, repeat_penalty: float) -> bool:
+    """Whether these settings mean "always the most likely token" (llama.cpp's greedy sampler alone)."""
+    return temperature == 0 and repeat_penalty == 1.0
+
+
+def argmax(logits: np.ndarray) -> int:
+    """The greedy choice: the first index of the largest logit (llama.cpp's greedy keeps the first too)."""
+    return int(logits.argmax())
 
 
 class FullSampler:

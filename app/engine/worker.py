@@ -25,6 +25,7 @@ import struct
 import sys
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -482,9 +483,12 @@ class Engine:
         # gpt-oss's sampling (the whole distribution at temperature 1) without llama.cpp's
         # per-token pass over every vocabulary entry (app/engine/sampling.py).
         n_vocab = int(lc.llama_vocab_n_tokens(self._vocab))
-        full = sampling_mod.FullSampler(n_vocab, req.temperature, req.seed) if (
-            grammar_sampler is None and sampling_mod.full_distribution(
-                req.temperature, req.top_k, req.top_p, req.min_p, req.repeat_penalty)) else None
+        full: Callable[[Any], int] | None = None
+        if grammar_sampler is None and sampling_mod.greedy(req.temperature, req.repeat_penalty):
+            full = sampling_mod.argmax
+        elif grammar_sampler is None and sampling_mod.full_distribution(
+                req.temperature, req.top_k, req.top_p, req.min_p, req.repeat_penalty):
+            full = sampling_mod.FullSampler(n_vocab, req.temperature, req.seed)
         trigger_tail = ""
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         raw_parts: list[str] = []
@@ -500,6 +504,7 @@ class Engine:
                 self._send(P.TokenPiece(req.req_id, text))
 
         n_gen = 0
+        decode_s = 0.0  # time inside llama.cpp's decode for the generated tokens
         stop_reason = "length"
         ttft = None
         t_first = t_start
@@ -560,7 +565,9 @@ class Engine:
                 if n_gen >= max_tokens:
                     stop_reason = "length" if n_gen < n_ctx - len(tokens) else "context"
                     break
+                t_decode = time.perf_counter()
                 llm.eval([tok])
+                decode_s += time.perf_counter() - t_decode
         except Exception as exc:  # noqa: BLE001 - an aborted or failed decode ends the request
             self._reset_live()
             if self._cancelled():
@@ -583,6 +590,9 @@ class Engine:
             "ttft_ms": (ttft if ttft is not None else t_end - t_start) * 1000.0,
             "prompt_eval_s": locals().get("prompt_eval_s", 0.0),
             "gen_tok_per_s": ((n_gen - 1) / gen_s) if gen_s > 0 else 0.0,
+            # Hearth's own time per generated token: sampling, detokenising, the pipe
+            # (what the benchmark compares against llama-bench, which does none of that).
+            "gen_overhead_ms": ((gen_s - decode_s) / (n_gen - 1) * 1000.0) if gen_s > 0 else 0.0,
             "total_s": t_end - t_start,
             "stop_reason": stop_reason,
             "raw": "".join(raw_parts),

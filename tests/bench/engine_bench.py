@@ -20,7 +20,7 @@ from app.prompt import Segment
 PROMPT_WORDS = 200
 
 
-def _prompt_segments(harmony: bool) -> list[Segment]:
+def prompt_segments(harmony: bool) -> list[Segment]:
     words = " ".join(f"item{i % 50} is listed" for i in range(PROMPT_WORDS // 3))
     if harmony:
         return [Segment("<|start|>user<|message|>", True), Segment(f"Summarise this list: {words}", False),
@@ -111,12 +111,71 @@ def hearth_engine(path: str, params: dict[str, Any], segments: list[Segment], n_
         eng.close()
 
 
-def compare(path: Path, *, n_ctx: int, n_threads: int, n_gen: int, rounds: int, harmony: bool,
-            extra_params: dict[str, Any] | None = None) -> dict[str, Any]:
+def engine_params(n_ctx: int, n_threads: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The load parameters every engine comparison uses (flash attention, batch 512)."""
     params = {"n_ctx": n_ctx, "n_threads": n_threads, "n_threads_batch": n_threads, "flash_attn": True,
               "swa_full": False, "n_batch": 512, "n_ubatch": 512}
-    params.update(extra_params or {})
-    segs = _prompt_segments(harmony)
+    params.update(extra or {})
+    return params
+
+
+def hearth_passes(path: str, params: dict[str, Any], segments: list[Segment], n_gen: int, reps: int,
+                  harmony: bool) -> dict[str, Any]:
+    """One engine load: the prompt evaluated in full, then ``reps`` generations of ``n_gen`` tokens after it.
+
+    Like llama-bench's runs: a warm-up pass first (a prompt as long, one token);
+    then the prompt into an empty cache (the prompt figure, P / time to first
+    token), which leaves the prompt's state cached; each generation pass restores
+    that state and evaluates one token before generating, so every pass generates
+    at the same depth as llama-bench's ``-d P``. Generation is timed as the app
+    sees it: from the first piece received to the end of the request.
+    """
+    eng = EngineClient()
+    base = {"temperature": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0, "ignore_eos": True}
+    try:
+        eng.load_blocking(path, params)
+        # The warm-up prompt starts differently, so the measured prompt shares nothing with
+        # the cache but the BOS token (a model that has one).
+        warm = [Segment("Warm-up. " + segments[0].text, segments[0].special), *segments[1:]]
+        list(eng.generate({**base, "max_tokens": 1, "use_cache": False}, warm))
+        gen, overhead = [], []
+        prompt_tps = 0.0
+        prompt_tokens = 0
+        for i in range(reps + 1):
+            parser = HarmonyStreamParser() if harmony else None
+            req = {**base, "max_tokens": 1 if i == 0 else n_gen, "use_cache": True, "conv_key": "bench"}
+            t0 = time.perf_counter()
+            t_first = None
+            stats: dict[str, Any] = {}
+            for ev in eng.generate(req, segments):
+                if hasattr(ev, "text"):
+                    if parser is not None:
+                        parser.feed(ev.text)
+                    if t_first is None:
+                        t_first = time.perf_counter()
+                else:
+                    stats = ev.stats
+            t_end = time.perf_counter()
+            assert t_first is not None
+            if i == 0:
+                prompt_tokens = int(stats["prompt_tokens"])
+                assert stats["prompt_tokens_evaluated"] >= prompt_tokens - 1, stats
+                prompt_tps = int(stats["prompt_tokens_evaluated"]) / (t_first - t0)
+                continue
+            assert stats["prompt_tokens_evaluated"] == 1, f"the prompt's state was not reused: {stats}"
+            assert int(stats["completion_tokens"]) == n_gen
+            gen.append((n_gen - 1) / (t_end - t_first))
+            overhead.append(float(stats["gen_overhead_ms"]))
+        return {"prompt_tokens": prompt_tokens, "prompt_tok_per_s": prompt_tps, "gen_tok_per_s": gen,
+                "gen_overhead_ms": overhead}
+    finally:
+        eng.close()
+
+
+def compare(path: Path, *, n_ctx: int, n_threads: int, n_gen: int, rounds: int, harmony: bool,
+            extra_params: dict[str, Any] | None = None) -> dict[str, Any]:
+    params = engine_params(n_ctx, n_threads, extra_params)
+    segs = prompt_segments(harmony)
     raws, ours = [], []
     for _ in range(rounds):
         raws.append(raw_engine(str(path), params, segs, n_gen))

@@ -119,9 +119,11 @@ def full_model_parts(b: Any) -> None:
             b.add(f"{label}: prompt tok/s", r["prompt_tok_per_s"]["hearth"], r["prompt_tok_per_s"]["baseline"],
                   "tok/s", ">= 0.95", True, r["prompt_tok_per_s"]["ratio"] >= 0.95)
             if "cpu_moe_layers" not in extra:  # llama-bench: the same file, read into memory like use_mmap=False
+                from tests.bench.engine_bench import engine_params, prompt_segments
                 from tests.bench.llama_bench import bench_part
 
-                bench_part(b, path, label, r, load_mode="none")
+                bench_part(b, path, label, params=engine_params(4096, threads, extra), n_gen=48,
+                           segments=prompt_segments(True), harmony=True, blocks=2, reps=5, load_mode="none")
     r = b.section("follow-up turn in a 4,000-token conversation (20b-shaped)", lambda: followup_ttft(path))
     if r:
         b.add("follow-up time to first token (cached vs full re-evaluation)", r["cached_ttft_s"],

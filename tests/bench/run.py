@@ -103,12 +103,14 @@ def main(argv: list[str] | None = None) -> int:
 
         gemma = assemble(tmp / "gemma3-270m.gguf")
         tiny = write_tiny_gptoss(tmp / "gpt-oss-tiny.gguf", experts="mxfp4", n_layers=4, n_embd=256)
-        gemma_r = engine_part(b, gemma, "gemma 270M", harmony=False, n_ctx=2048, n_gen=128, rounds=3)
+        engine_part(b, gemma, "gemma 270M", harmony=False, n_ctx=2048, n_gen=128, rounds=3)
         # llama.cpp's own limit: llama-bench built from the pinned llama-cpp-python's
         # vendored llama.cpp (once, into build/llama-bench), same file, threads and depth.
+        from tests.bench.engine_bench import engine_params, prompt_segments
         from tests.bench.llama_bench import bench_part
 
-        bench_part(b, gemma, "gemma 270M", gemma_r)
+        bench_part(b, gemma, "gemma 270M", params=engine_params(2048, os.cpu_count() or 2), n_gen=128,
+                   segments=prompt_segments(False), harmony=False, blocks=2, reps=5)
         engine_part(b, tiny, "gpt-oss tiny", harmony=True, n_ctx=2048, n_gen=128, rounds=3)
         from tests.bench.sampling_bench import sampling_part
 

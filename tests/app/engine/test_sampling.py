@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.engine.sampling import FullSampler, full_distribution
+from app.engine.sampling import FullSampler, argmax, full_distribution, greedy
 
 
 def test_frequencies_follow_the_softmax() -> None:
@@ -64,3 +64,47 @@ def test_the_engine_samples_gpt_oss_settings_reproducibly(gptoss_f32_path) -> No
         assert a == b and a != c and len(a) > 0
     finally:
         eng.close()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from([-3.0, 0.0, 1.5, 7.25, 7.25]), min_size=1, max_size=400))
+def test_greedy_takes_the_first_of_equal_maxima(values: list[float]) -> None:
+    logits = np.array(values, dtype=np.float32)
+    assert argmax(logits) == values.index(max(values))  # llama.cpp's greedy sampler keeps the first
+
+
+@pytest.mark.parametrize("args,fast", [((0.0, 1.0), True), ((0.0, 1.1), False), ((0.7, 1.0), False)])
+def test_which_settings_are_greedy(args: tuple, fast: bool) -> None:
+    assert greedy(*args) is fast
+
+
+def test_greedy_through_the_engine_matches_llama_cpp_greedy(gemma_path) -> None:
+    """The engine's argmax path gives the tokens llama.cpp's own greedy chain gives (same file, same prompt)."""
+    import llama_cpp
+
+    from app.engine.client import EngineClient
+    from app.prompt import Segment
+
+    prompt = "The three primary colours are"
+    llm = llama_cpp.Llama(model_path=str(gemma_path), n_ctx=256, n_threads=2, verbose=False)
+    toks = llm.tokenize(prompt.encode(), add_bos=True)
+    expected = []
+    for tok in llm.generate(toks, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, reset=True):
+        expected.append(tok)
+        if len(expected) == 24:
+            break
+    want = llm.detokenize(expected).decode("utf-8", "replace")
+    del llm
+    eng = EngineClient()
+    try:
+        eng.load_blocking(str(gemma_path), {"n_ctx": 256, "n_threads": 2})
+        req = {"max_tokens": 24, "temperature": 0.0, "top_k": 40, "top_p": 0.95, "min_p": 0.05,
+               "use_cache": False, "ignore_eos": True}
+        events = list(eng.generate(req, [Segment(prompt, False)]))
+        got = "".join(e.text for e in events if hasattr(e, "text"))
+        stats = next(e.stats for e in events if hasattr(e, "stats"))
+    finally:
+        eng.close()
+    assert got == want
+    assert stats["completion_tokens"] == 24
+    assert 0 <= stats["gen_overhead_ms"] < 50  # Hearth's own time per token, measured beside the decode
