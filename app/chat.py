@@ -456,6 +456,30 @@ class ChatSession:
     def _n_ctx(self) -> int:
         return int((getattr(self.engine, "model_info", None) or {}).get("n_ctx") or 0)
 
+    def base_tokens(self, conversation_id: int | None, reasoning_effort: str = "medium") -> int | None:
+        """Tokens the model reads before a chat's first message: its instructions and tool definitions.
+
+        What the context meter shows until a reply reports the real count (a new chat
+        with gpt-oss and its tools already holds over a thousand). ``conversation_id``
+        None: a chat not created yet (the session's defaults, ``reasoning_effort``).
+        None for a remote model, whose server does the counting, or none loaded.
+        Counts through the engine: call it off the GUI thread.
+        """
+        if getattr(self.engine, "is_remote", False) or not self._n_ctx():
+            return None
+        builder = self.builder
+        conv = self.store.get(conversation_id) if conversation_id is not None else None
+        s = self.sampling_for(conv) if conv is not None else self.sampling
+        tools_on = (self.tools is not None and builder.harmony
+                    and (conv is None or bool(conv.options.get("tools", True))))
+        schemas = self.tools.schemas() if tools_on and self.tools is not None else None
+        builtin = (self.tools.builtin_tools() or None) if tools_on and self.tools is not None else None
+        system = (conv.system_prompt if conv is not None else "") or s.system_prompt
+        effort = conv.reasoning_effort if conv is not None else reasoning_effort
+        prompt = builder.build(history_for_prompt([], system), tools=schemas, reasoning_effort=effort,
+                               builtin_tools=builtin)
+        return int(self.engine.count_tokens(prompt))
+
     def check_fits(self, conversation_id: int, text: str) -> str | None:
         """Why ``text`` cannot be sent as one message (it alone outgrows the context), or None."""
         n_ctx = self._n_ctx()

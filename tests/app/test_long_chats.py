@@ -174,3 +174,28 @@ def test_cli_refuses_an_oversized_message_and_takes_presets(tmp_path: Path, gpto
         assert conv.options["max_tokens"] == 1024
     finally:
         ctx.close()
+
+
+def test_the_meter_counts_instructions_and_tools_before_the_first_message(
+        store: ConversationStore, engine: EngineClient, gptoss_mxfp4_path: Path) -> None:
+    """A new chat already holds its instructions and tool definitions: base_tokens counts them, and the
+    first turn's prompt is that plus the message."""
+    from app.harmony.tools import default_registry
+
+    engine.load_blocking(str(gptoss_mxfp4_path), _params(2048))
+    sampling = SamplingSettings(temperature=1.0, max_tokens=8, seed=1)
+    bare = ChatSession(store, engine, sampling=sampling).base_tokens(None)
+    s = ChatSession(store, engine, tools=default_registry(), sampling=sampling)
+    with_tools = s.base_tokens(None)
+    assert bare is not None and with_tools is not None
+    assert 0 < bare < with_tools
+    conv = store.create()
+    assert s.base_tokens(conv.id) == with_tools
+    _, done, failed = _run(s.send(conv.id, "hi"))
+    assert failed is None and done is not None
+    # The first prompt: the same start, then "<|start|>user<|message|>hi<|end|>" and the reply's header.
+    assert with_tools < done.stats["prompt_tokens"] <= with_tools + 12
+    store.set_options(conv.id, tools=False)
+    assert s.base_tokens(conv.id) == bare
+    store.update(conv.id, system_prompt="Answer in French. " * 20)
+    assert s.base_tokens(conv.id) > bare + 60  # the chat's own instructions count too

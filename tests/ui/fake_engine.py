@@ -36,7 +36,11 @@ class ScriptedEngine:
 
     def count_tokens(self, segments: list[Segment]) -> int:
         """About four characters a token, as o200k averages on English prose (a stand-in, not a tokenizer)."""
-        return len(prompt_text(segments)) // 4 + 1
+        return self.count_tokens_of_text(prompt_text(segments))
+
+    @staticmethod
+    def count_tokens_of_text(text: str) -> int:
+        return len(text) // 4 + 1
 
     def generate(self, req: dict[str, Any], segments: list[Segment]) -> Iterator[Any]:
         self._cancel.clear()

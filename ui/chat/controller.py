@@ -174,18 +174,38 @@ class ChatController(QObject):
 
     # ---- chat ------------------------------------------------------------
 
-    def _make_session(self, conversation_id: int) -> ChatSession:
+    def _new_session(self, tools: Any, extra: Any) -> ChatSession:
         s = self.ctx.settings
-        tools = self.tools_factory() if self.tools_factory else None
-        extra = self.extra_context_factory(conversation_id, tools) if self.extra_context_factory else None
-        if extra is not None:
-            extra = _MeasuredContext(extra, self.document_tokens)
-        self._session = ChatSession(
+        return ChatSession(
             self.ctx.store, self.engine, tools=tools, extra_context=extra,
             sampling=SamplingSettings(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
                                       system_prompt=s.system_prompt),
         )
+
+    def _make_session(self, conversation_id: int) -> ChatSession:
+        tools = self.tools_factory() if self.tools_factory else None
+        extra = self.extra_context_factory(conversation_id, tools) if self.extra_context_factory else None
+        if extra is not None:
+            extra = _MeasuredContext(extra, self.document_tokens)
+        self._session = self._new_session(tools, extra)
         return self._session
+
+    def count_base(self, conversation_id: int | None, effort: str,
+                   on_done: Callable[[int | None], None]) -> None:
+        """What the model reads before the chat's first message (``ChatSession.base_tokens``), counted
+        off the GUI thread; ``on_done(tokens or None)`` runs on it. Nothing while a reply runs."""
+        if self._generating or not self.engine.loaded or getattr(self.engine, "is_remote", False):
+            return
+        # Its own session: Stop and the documents hook act on the turn's (self._session).
+        session = self._new_session(self.tools_factory() if self.tools_factory else None, None)
+
+        def done(n: int | None, error: BaseException | None) -> None:
+            if error is not None:
+                log.debug("counting the chat's instructions failed: %s", error)
+                return
+            on_done(n)
+
+        self.jobs.call("count", lambda _cancel: session.base_tokens(conversation_id, effort), done)
 
     def _run_turn(self, conversation_id: int, make: Callable[[ChatSession], Iterator[Any]]) -> bool:
         if self._generating:

@@ -54,6 +54,7 @@ class ChatHeader(QWidget):
         hl.addWidget(self.eject_button)
         hl.addStretch(1)
         self.reset_python_button = QToolButton()
+        self.reset_python_button.setObjectName("pythonChip")
         self.reset_python_button.setText("Reset python")
         self.reset_python_button.setToolTip("Forget this conversation's python variables and imports "
                                             "(files in its scratch folder stay)")
@@ -107,3 +108,10 @@ class ChatHeader(QWidget):
             f"QToolButton#presetChip {{ border: 1px solid {t.border}; border-radius: 11px; padding: 2px 8px;"
             f" color: {t.text}; background: {t.bg}; }}"
             f"QToolButton#presetChip:hover {{ border-color: {t.accent}; }}")
+        # Reset python and its menu (the attached files): a chip like the preset's, its arrow inside.
+        self.reset_python_button.setStyleSheet(
+            f"QToolButton#pythonChip {{ border: 1px solid {t.border}; border-radius: 11px;"
+            f" padding: 2px 22px 2px 8px; color: {t.text}; background: {t.bg}; }}"
+            f"QToolButton#pythonChip:hover {{ border-color: {t.accent}; }}"
+            f"QToolButton#pythonChip::menu-button {{ border: none; border-left: 1px solid {t.border}; width: 18px;"
+            f" border-top-right-radius: 11px; border-bottom-right-radius: 11px; }}")

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
-from PySide6.QtWidgets import QComboBox, QWidget
+from PySide6.QtGui import QColor, QIcon, QPainter, QPaintEvent, QPixmap
+from PySide6.QtWidgets import QComboBox, QStyle, QStyleOptionComboBox, QStylePainter, QWidget
 
 from app.engine.remote import host_of
+from app.planner import FITS
 from app.servers import parse_remote_ref
 from ui.widgets.inputs import guard_wheel
+from ui.widgets.labels import VERDICT_BADGES, verdict_colour
 
 OPEN_FILE = "::open"
 MANAGE = "::manage"
@@ -69,6 +71,8 @@ class ModelPicker(QComboBox):
         self.setPlaceholderText("Choose a model…")
         self.entries: list[PickerEntry] = []
         self.current_path: str | None = None
+        # The model running now: its fit is no longer a guess (a file opened from elsewhere has none).
+        self.loaded_path: str | None = None
         # more entries after the installed ones: the models of remote servers (ui/pages/servers.py)
         self.extra_entries: Callable[[], list[PickerEntry]] = lambda: []
         self._rebuilding = False
@@ -100,6 +104,18 @@ class ModelPicker(QComboBox):
         self._select_current()
         self.current_changed.emit(path or "")
 
+    def set_loaded(self, path: str | None) -> None:
+        """Mark ``path`` as the model running now (None: none is)."""
+        if path != self.loaded_path:
+            self.loaded_path = path
+            self._rebuild()
+
+    def _look(self, e: PickerEntry) -> tuple[str, str]:
+        """(badge, colour) as shown: an entry without a fit estimate that is running reads "Loaded"."""
+        if e.badge or not (self.loaded_path and e.path) or _key(e.path) != _key(self.loaded_path):
+            return e.badge, e.colour
+        return "Loaded", verdict_colour(FITS, VERDICT_BADGES[FITS][1])
+
     def _index_of(self, path: str) -> int:
         want = _key(path)
         for i in range(self.count()):
@@ -113,13 +129,14 @@ class ModelPicker(QComboBox):
         try:
             self.clear()
             for e in self.entries:
-                label = e.name if not e.badge else f"{e.name}   ·  {e.badge}"
-                self.addItem(_dot(e.colour), label)
+                badge, colour = self._look(e)
+                label = e.name if not badge else f"{e.name}   ·  {badge}"
+                self.addItem(_dot(colour), label)
                 i = self.count() - 1
                 self.setItemData(i, e.path, ROLE_PATH)
                 tip = "\n".join(x for x in (e.path, e.detail, e.tooltip) if x)
                 self.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
-                self.setItemData(i, f"{e.name}, {e.badge or 'fit not estimated'}", Qt.ItemDataRole.AccessibleTextRole)
+                self.setItemData(i, f"{e.name}, {badge or 'fit not estimated'}", Qt.ItemDataRole.AccessibleTextRole)
             if self.entries:
                 self.insertSeparator(self.count())
             self.addItem("Open a GGUF file…")
@@ -146,3 +163,15 @@ class ModelPicker(QComboBox):
             self.manage_requested.emit()
         elif isinstance(path, str) and path:
             self.model_chosen.emit(path)
+
+    def paintEvent(self, _event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        """Qt clips a long entry mid-letter when the header is narrow: elide it ("gpt-oss-20b-MX…")."""
+        p = QStylePainter(self)
+        opt = QStyleOptionComboBox()
+        self.initStyleOption(opt)
+        p.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, opt)
+        field = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, opt,
+                                            QStyle.SubControl.SC_ComboBoxEditField, self)
+        room = field.width() - (opt.iconSize.width() + 6 if not opt.currentIcon.isNull() else 0)
+        opt.currentText = self.fontMetrics().elidedText(opt.currentText, Qt.TextElideMode.ElideRight, max(0, room))
+        p.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, opt)

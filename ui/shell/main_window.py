@@ -309,6 +309,7 @@ class MainWindow(QMainWindow):
         self.model_label.setToolTip(f"{name}\n{info.get('path', '')}")
         if info.get("path"):
             self.model_picker.set_current(str(info["path"]))
+            self.model_picker.set_loaded(str(info["path"]))
             # the file just loaded is now the first recent one
             self.model_picker.set_entries([*self.model_picker.entries, *self._recent_entries()])
         self.status_backend.setText(f"Backend: {backend}")
@@ -336,11 +337,13 @@ class MainWindow(QMainWindow):
         self._after_load.clear()
         self._set_state("No model loaded")
         self.model_picker.set_current(None)
+        self.model_picker.set_loaded(None)
         self._update_actions()
         self.show_error(message)
 
     def _on_controller_model_unloaded(self, reason: str) -> None:
         self.status_memory.setText("")
+        self.model_picker.set_loaded(None)
         if reason:
             self._set_state("⚠ The model process stopped", "failed")
             self.model_label.setToolTip(reason)
@@ -373,6 +376,16 @@ class MainWindow(QMainWindow):
                     total = total or m.stats.get("n_ctx")
                     break
         self.composer.set_context(used, total)
+        if not used and total:
+            # No reply has counted yet, but the instructions and tool definitions are already
+            # in the model's view (over a thousand tokens with gpt-oss's tools): count them.
+            self.controller.count_base(conversation_id, self.composer.effort,
+                                       lambda n: self._show_base_context(conversation_id, n))
+
+    def _show_base_context(self, conversation_id: int | None, n: int | None) -> None:
+        used, total = self.composer.context
+        if n and conversation_id == self.conversation_id and not used and not self.controller.generating:
+            self.composer.set_context(n, total)
 
     # ---- conversations ---------------------------------------------------
 
@@ -699,6 +712,18 @@ class MainWindow(QMainWindow):
             except KeyError:
                 return
             self.sidebar.select(last)
+
+    def showEvent(self, e: Any) -> None:  # noqa: N802 - Qt override
+        super().showEvent(e)
+        if not getattr(self, "_shown_once", False):
+            self._shown_once = True
+            # Qt gives a new window's focus to its first button ("New chat", where a space
+            # clicks it and letters vanish): typing right away goes to the message box.
+            QTimer.singleShot(0, self._focus_composer)
+
+    def _focus_composer(self) -> None:
+        if self.pages.currentWidget() is self.chat_page and not self.composer.edit.hasFocus():
+            self.composer.focus()
 
     def closeEvent(self, e: Any) -> None:  # noqa: N802 - Qt override
         self.closing.emit()

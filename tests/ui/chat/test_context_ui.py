@@ -217,6 +217,30 @@ def test_the_meter_says_what_happens_next_and_the_documents_share(qtbot, window:
     assert label.property("level") == "warn" and "the next message moves the view on" in label.toolTip()
 
 
+def test_a_new_chat_s_meter_counts_its_instructions_and_tools(qtbot, window: MainWindow) -> None:
+    """Before the first reply the meter is not 0: the tool definitions are already in the model's view."""
+    eng = use_tiny_context(window, [reply("Fine.")], n_ctx=4096)
+    window.new_chat()
+    qtbot.waitUntil(lambda: bool(window.composer.context[0]), timeout=10000)
+    used, total = window.composer.context
+    assert total == 4096
+    # What the scripted engine counts for the first turn's prompt, less the message and its headers.
+    assert 150 < used < 600, used
+    assert "tokens" in window.composer.context_label.text() and "0 /" not in window.composer.context_label.text()
+    send(qtbot, window, "Hi")
+    first_prompt = eng.count_tokens_of_text(eng.prompts[-1])
+    assert used < first_prompt <= used + 12
+    assert window.composer.context[0] > first_prompt  # now the reply's own count
+
+    # A chat whose tools are off holds less.
+    window.ctx.store.set_options(window.conversation_id, tools=False)
+    window.composer.set_context(0, 4096)
+    got: list[int | None] = []
+    window.controller.count_base(window.conversation_id, "medium", got.append)
+    qtbot.waitUntil(lambda: bool(got), timeout=10000)
+    assert got[0] is not None and got[0] < used - 100
+
+
 def test_a_long_chat_through_the_real_engine_shows_its_marker(qtbot, tmp_path: Path, gptoss_mxfp4_path: Path) -> None:
     ctx = AppContext.create(tmp_path / "real")
     ctx.settings.context_size = 512

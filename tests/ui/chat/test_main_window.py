@@ -39,6 +39,18 @@ def load(qtbot, win: MainWindow, path: Path) -> None:
         win.open_model(str(path))
 
 
+def test_typing_right_after_start_goes_to_the_message_box(qtbot, ctx: AppContext) -> None:
+    """Seen on a real X display: the first word typed went to the focused "New chat" button and was lost."""
+    from PySide6.QtWidgets import QApplication
+
+    win = make_window(qtbot, ctx)
+    win.activateWindow()
+    qtbot.waitUntil(lambda: win.composer.edit.hasFocus(), timeout=5000)
+    qtbot.keyClicks(QApplication.focusWidget(), "Hello there")
+    assert win.composer.text() == "Hello there"
+    close_window(win)
+
+
 def test_opens_fast_without_a_model(qtbot, ctx: AppContext) -> None:
     win = make_window(qtbot, ctx)  # how fast: `make bench-quick` measures the cold start
     assert win.model_label.text() == "No model loaded"

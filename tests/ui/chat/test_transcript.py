@@ -289,8 +289,19 @@ def test_the_last_model_loads_at_start_unless_the_setting_is_off(qtbot, ctx: App
     with qtbot.waitSignal(win.controller.model_loaded, timeout=60000):
         pass
     assert win.model_picker.current_path == str(gemma_path)
-    assert win.model_picker.currentText() == gemma_path.name or gemma_path.name in win.model_picker.currentText()
+    assert gemma_path.name in win.model_picker.currentText()
+    assert "Loaded" in win.model_picker.currentText()  # a file with no fit estimate, known to run
     win.close()
+
+
+def test_the_picker_marks_the_running_model_until_it_is_unloaded(qtbot, window: MainWindow) -> None:
+    use_script(window, [])
+    picker = window.model_picker
+    i = picker.currentIndex()
+    assert picker.itemText(i).endswith("Loaded")
+    assert picker.itemData(i, Qt.ItemDataRole.AccessibleTextRole).endswith("Loaded")
+    window._on_controller_model_unloaded("")  # noqa: SLF001 - as if Unload finished
+    assert not any("Loaded" in picker.itemText(k) for k in range(picker.count()))
 
 
 def test_choosing_a_model_in_the_picker_loads_it_and_remembers_it(qtbot, window: MainWindow, gemma_path: Path) -> None:
