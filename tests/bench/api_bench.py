@@ -22,6 +22,7 @@ from app.chat import PromptBuilder
 from app.engine.client import EngineClient
 from app.server.app import APIService, ServerOptions
 from app.server.local import LocalServer
+from tests.bench.engine_bench import timed_generate
 
 PROMPT_WORDS = 200
 
@@ -36,17 +37,7 @@ def _direct(eng: EngineClient, text: str, n_gen: int) -> dict[str, float]:
     segments = builder.build([{"role": "user", "content": text}])
     req = {"max_tokens": n_gen, "temperature": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0, "use_cache": False,
            "ignore_eos": True, "stop_tokens": builder.stop_tokens}
-    t0 = time.perf_counter()
-    t_first = None
-    stats: dict[str, Any] = {}
-    for ev in eng.generate(req, segments):
-        if hasattr(ev, "text"):
-            if t_first is None:
-                t_first = time.perf_counter()
-        else:
-            stats = ev.stats
-    t_end = time.perf_counter()
-    assert t_first is not None
+    t0, t_first, t_end, stats = timed_generate(eng, req, segments)
     n = int(stats["completion_tokens"])
     return {"ttft_ms": (t_first - t0) * 1000, "gen_tok_per_s": (n - 1) / (t_end - t_first), "tokens": n}
 

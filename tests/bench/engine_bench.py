@@ -28,6 +28,25 @@ def prompt_segments(harmony: bool) -> list[Segment]:
     return [Segment(f"Summarise this list: {words}\n", False)]
 
 
+def timed_generate(eng: EngineClient, req: dict[str, Any], segments: list[Segment],
+                   parser: HarmonyStreamParser | None = None) -> tuple[float, float, float, dict[str, Any]]:
+    """One request as the app sees it: (sent, first piece received, done, the reply's stats)."""
+    t0 = time.perf_counter()
+    t_first = None
+    stats: dict[str, Any] = {}
+    for ev in eng.generate(req, segments):
+        if hasattr(ev, "text"):
+            if parser is not None:
+                parser.feed(ev.text)
+            if t_first is None:
+                t_first = time.perf_counter()
+        else:
+            stats = ev.stats
+    t_end = time.perf_counter()
+    assert t_first is not None, "no piece arrived"
+    return t0, t_first, t_end, stats
+
+
 def _raw_run(path: str, params: dict[str, Any], texts: list[tuple[str, bool]], n_gen: int, q: Any) -> None:
     """llama-cpp-python directly: Llama.generate, the library's own token loop."""
     import llama_cpp
@@ -80,23 +99,10 @@ def hearth_engine(path: str, params: dict[str, Any], segments: list[Segment], n_
         eng.load_blocking(path, params)
         out = {}
         for _ in range(2):
-            parser = HarmonyStreamParser() if harmony else None
-            t0 = time.perf_counter()
-            t_first = None
-            n = 0
-            stats: dict[str, Any] = {}
             req = {"max_tokens": n_gen, "temperature": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0,
                    "use_cache": False, "ignore_eos": True}
-            for ev in eng.generate(req, segments):
-                if hasattr(ev, "text"):
-                    if parser is not None:
-                        parser.feed(ev.text)
-                    if t_first is None:
-                        t_first = time.perf_counter()
-                else:
-                    stats = ev.stats
-            t_end = time.perf_counter()
-            assert t_first is not None
+            t0, t_first, t_end, stats = timed_generate(eng, req, segments,
+                                                       HarmonyStreamParser() if harmony else None)
             n = int(stats["completion_tokens"])  # pieces arrive batched; count tokens, not messages
             assert n == n_gen, f"generated {n} of {n_gen} tokens"
             out = {
@@ -142,21 +148,9 @@ def hearth_passes(path: str, params: dict[str, Any], segments: list[Segment], n_
         prompt_tps = 0.0
         prompt_tokens = 0
         for i in range(reps + 1):
-            parser = HarmonyStreamParser() if harmony else None
             req = {**base, "max_tokens": 1 if i == 0 else n_gen, "use_cache": True, "conv_key": "bench"}
-            t0 = time.perf_counter()
-            t_first = None
-            stats: dict[str, Any] = {}
-            for ev in eng.generate(req, segments):
-                if hasattr(ev, "text"):
-                    if parser is not None:
-                        parser.feed(ev.text)
-                    if t_first is None:
-                        t_first = time.perf_counter()
-                else:
-                    stats = ev.stats
-            t_end = time.perf_counter()
-            assert t_first is not None
+            t0, t_first, t_end, stats = timed_generate(eng, req, segments,
+                                                       HarmonyStreamParser() if harmony else None)
             if i == 0:
                 prompt_tokens = int(stats["prompt_tokens"])
                 assert stats["prompt_tokens_evaluated"] >= prompt_tokens - 1, stats
