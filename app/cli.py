@@ -15,10 +15,10 @@ from typing import Any, Sequence
 
 from app import __version__
 from app.errors import HearthError, ModelLoadError, StorageError
+from app.exit_codes import EXIT_FAIL, EXIT_LOAD, EXIT_OK, EXIT_USAGE
 
 log = logging.getLogger(__name__)
 
-from app.exit_codes import EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_LOAD  # noqa: F401 - re-exported for callers
 COMMANDS = ("chat", "render", "models", "hw", "plan", "gui")
 
 

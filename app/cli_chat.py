@@ -15,12 +15,11 @@ from app.chat import (
 from app.context import AppContext
 from app.engine.client import EngineClient
 from app.errors import HearthError, ModelLoadError
+from app.exit_codes import EXIT_FAIL, EXIT_LOAD, EXIT_OK, EXIT_USAGE
 from app.loading import LoadChoice, load_model
 from app.presets import PresetStore, apply_preset, presets_path
 
 log = logging.getLogger(__name__)
-
-from app.exit_codes import EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_LOAD  # noqa: F401 - re-exported for callers
 
 
 def _err(msg: str) -> None:

@@ -16,10 +16,10 @@ from typing import Any
 
 from app.chat import ChatSession, SamplingSettings
 from app.cli_chat import _has_attachments, _one_turn, conversation_arg, prompts_arg
-from app.exit_codes import EXIT_LOAD, EXIT_OK, EXIT_USAGE
 from app.context import AppContext
 from app.engine.remote import RemoteEngine, RemoteError
 from app.errors import HearthError
+from app.exit_codes import EXIT_LOAD, EXIT_OK, EXIT_USAGE
 from app.servers import ServerError, remote_model_ref
 from app.servers_cli import key_from_env, store_for
 

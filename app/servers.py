@@ -23,8 +23,8 @@ import keyring.errors
 from app.engine.remote import (
     RemoteEngine, RemoteError, Timeouts, host_of, is_loopback, normalize_base_url, offline_message,
 )
-from app.jsonfile import write_json_atomic
 from app.errors import HearthError, SettingsError
+from app.jsonfile import write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,8 @@ import sys
 from typing import Any
 
 from app.engine.remote import RemoteEngine, RemoteError
+from app.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from app.servers import KeyringUnavailable, ServerError, ServerStore
-
-from app.exit_codes import EXIT_OK, EXIT_FAIL, EXIT_USAGE  # noqa: F401 - re-exported for callers
 
 
 def add_servers_parser(sub: Any) -> None:

@@ -15,13 +15,12 @@ from typing import Any
 from app.context import AppContext
 from app.engine.client import EngineClient
 from app.errors import HearthError, ModelLoadError
+from app.exit_codes import EXIT_FAIL, EXIT_LOAD, EXIT_OK, EXIT_USAGE
 from app.loading import LoadChoice, load_model
 from app.server.app import APIService, ServerOptions
 from app.server.local import ServerError, bind_socket, check_binding, url_of, uvicorn_server
 
 log = logging.getLogger(__name__)
-
-from app.exit_codes import EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_LOAD  # noqa: F401 - re-exported for callers
 
 
 def add_serve_parser(sub: Any) -> None:

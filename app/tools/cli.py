@@ -14,9 +14,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from app.exit_codes import EXIT_USAGE
 from app.paths import AppPaths
-
-from app.exit_codes import EXIT_OK, EXIT_FAIL, EXIT_USAGE  # noqa: F401 - re-exported for callers
 
 
 def add_tools_parser(sub: Any) -> None:

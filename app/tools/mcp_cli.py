@@ -12,12 +12,12 @@ import sys
 from typing import Any
 
 from app.errors import McpError
+from app.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from app.harmony.tools import check_arguments, default_registry
 from app.paths import AppPaths
 from app.tools.mcp import McpManager, ServerStatus
 from app.tools.mcp_config import McpConfig
 
-from app.exit_codes import EXIT_OK, EXIT_FAIL, EXIT_USAGE  # noqa: F401 - re-exported for callers
 
 BUILTIN_EXTRA = [
     ("search_documents", "Search the documents attached to the conversation (offered when some are attached)."),

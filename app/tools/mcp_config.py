@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.jsonfile import write_json_atomic
 from app.errors import McpError
+from app.jsonfile import write_json_atomic
 from app.paths import AppPaths
 
 log = logging.getLogger(__name__)
