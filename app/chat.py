@@ -314,11 +314,7 @@ class ChatSession:
             history = self.store.messages(conversation_id)
             question = next((m.content for m in reversed(history) if m.role == "user"), "")
             injected, citations = self.extra_context(conversation_id, question)
-        tools_on = self.tools is not None and conv.options.get("tools", True) and (builder.harmony or remote)
-        tool_schemas = self.tools.schemas() if tools_on and self.tools is not None else None
-        # gpt-oss's own tools (python), declared in the system message; local harmony only.
-        builtin = (self.tools.builtin_tools() or None) if tools_on and self.tools is not None and builder.harmony \
-            and not remote else None
+        tool_schemas, builtin = self._declared_tools(conv, builder, remote)
         n_tool_calls = 0
         total_stats: dict[str, Any] = {}
         while True:
@@ -422,6 +418,18 @@ class ChatSession:
             max_tokens=int(o["max_tokens"]) if "max_tokens" in o else self.sampling.max_tokens,
         )
 
+    def _declared_tools(self, conv: Conversation | None, builder: PromptBuilder,
+                        remote: bool) -> tuple[list[dict[str, Any]] | None, list[str] | None]:
+        """The function tools and gpt-oss's own tools (python: declared in the system message, local
+        harmony only) a turn of ``conv`` offers the model; (None, None) with its tools off.
+        ``conv`` None: a chat not created yet (tools on)."""
+        on = (self.tools is not None and (conv is None or bool(conv.options.get("tools", True)))
+              and (builder.harmony or remote))
+        if not on or self.tools is None:
+            return None, None
+        builtin = (self.tools.builtin_tools() or None) if builder.harmony and not remote else None
+        return self.tools.schemas(), builtin
+
     def _prompt_messages(self, conv: Conversation, s: SamplingSettings, history: list[Message],
                          injected: list[dict[str, Any]]) -> list[dict[str, Any]]:
         msgs = history_for_prompt(history, conv.system_prompt or s.system_prompt)
@@ -470,10 +478,7 @@ class ChatSession:
         builder = self.builder
         conv = self.store.get(conversation_id) if conversation_id is not None else None
         s = self.sampling_for(conv) if conv is not None else self.sampling
-        tools_on = (self.tools is not None and builder.harmony
-                    and (conv is None or bool(conv.options.get("tools", True))))
-        schemas = self.tools.schemas() if tools_on and self.tools is not None else None
-        builtin = (self.tools.builtin_tools() or None) if tools_on and self.tools is not None else None
+        schemas, builtin = self._declared_tools(conv, builder, remote=False)
         system = (conv.system_prompt if conv is not None else "") or s.system_prompt
         effort = conv.reasoning_effort if conv is not None else reasoning_effort
         prompt = builder.build(history_for_prompt([], system), tools=schemas, reasoning_effort=effort,
