@@ -4,29 +4,22 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.support.hearth_serve import hearth_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_chat_with_a_model_served_by_another_hearth(tmp_path: Path, gptoss_mxfp4_path: Path) -> None:
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--data-dir", str(tmp_path / "server"), "--model",
-         str(gptoss_mxfp4_path), "--port", "0", "--ctx", "2048", "--api-key", "s3cret"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert serve.stdout is not None
-        first = serve.stdout.readline().strip()
-        m = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+)", first)
-        assert m, (first, serve.stderr.read() if serve.poll() is not None else "")
+    with hearth_serve(tmp_path / "server", "--model", str(gptoss_mxfp4_path), "--port", "0", "--ctx", "2048",
+                      "--api-key", "s3cret") as srv:
         env = {**os.environ, "TEAM_KEY": "s3cret"}
         r = subprocess.run(
             [sys.executable, "-m", "app", "--data-dir", str(tmp_path / "client"), "chat", "--server",
-             m.group(1) + "/v1", "--remote-model", gptoss_mxfp4_path.stem, "--api-key-env", "TEAM_KEY",
+             srv.url, "--remote-model", gptoss_mxfp4_path.stem, "--api-key-env", "TEAM_KEY",
              "--max-tokens", "12", "--reasoning", "low", "--json", "Hello there", "And again"],
             cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
         assert r.returncode == 0, r.stderr
@@ -41,16 +34,10 @@ def test_chat_with_a_model_served_by_another_hearth(tmp_path: Path, gptoss_mxfp4
         # A wrong key is refused, naming the server.
         bad = subprocess.run(
             [sys.executable, "-m", "app", "--data-dir", str(tmp_path / "client"), "chat", "--server",
-             m.group(1) + "/v1", "--remote-model", gptoss_mxfp4_path.stem, "--max-tokens", "4", "Hi"],
+             srv.url, "--remote-model", gptoss_mxfp4_path.stem, "--max-tokens", "4", "Hi"],
             cwd=ROOT, capture_output=True, text=True, timeout=120,
             env={**os.environ, "OPENAI_API_KEY": "wrong"})
         assert bad.returncode != 0 and "127.0.0.1" in bad.stderr, bad.stderr
-    finally:
-        serve.send_signal(signal.SIGINT)
-        try:
-            serve.wait(30)
-        except subprocess.TimeoutExpired:
-            serve.kill()
     from app.context import AppContext
 
     # The history is on the client's machine; the serving Hearth saved nothing.

@@ -3,10 +3,6 @@ and Chat Completions where it does not (llama-cpp-python's server)."""
 
 from __future__ import annotations
 
-import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,28 +11,16 @@ import pytest
 from app.engine.protocol import GenerationDone
 from app.engine.remote import RemoteEngine, responses_body
 from app.harmony.parser import ContentDelta
+from tests.support.hearth_serve import hearth_serve
 from tests.support.llama_server import llama_server
 
-ROOT = Path(__file__).resolve().parents[3]
 USER = [{"role": "system", "content": "You tell stories."}, {"role": "user", "content": "Once upon a time"}]
 
 
 @pytest.fixture
 def hearth_server(tmp_path: Path, gptoss_mxfp4_path: Path) -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--data-dir", str(tmp_path / "srv"), "--model", str(gptoss_mxfp4_path),
-         "--port", "0", "--ctx", "1024"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        m = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+)", proc.stdout.readline().strip())
-        assert m, proc.stderr.read() if proc.poll() is not None else "no first line"
-        yield m.group(1) + "/v1"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with hearth_serve(tmp_path / "srv", "--model", str(gptoss_mxfp4_path), "--port", "0", "--ctx", "1024") as srv:
+        yield srv.url
 
 
 def _run(engine: RemoteEngine, **kw) -> tuple[list, dict]:

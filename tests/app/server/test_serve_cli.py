@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import openai
 import pytest
+
+from tests.support.hearth_serve import hearth_serve
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -21,29 +21,18 @@ def _serve(*args: str, data: Path) -> subprocess.Popen[str]:
 
 
 def test_hearth_serve_answers_the_openai_client(tmp_path: Path, gptoss_mxfp4_path: Path) -> None:
-    proc = _serve("--model", str(gptoss_mxfp4_path), "--port", "0", "--ctx", "512", "--api-key", "k3y",
-                  data=tmp_path / "data")
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().strip()
-        m = re.fullmatch(r"listening on (http://127\.0\.0\.1:(\d+))", first)
-        assert m, (first, proc.stderr.read() if proc.poll() is not None else "")
-        assert int(m.group(2)) > 0
-        c = openai.OpenAI(base_url=m.group(1) + "/v1", api_key="k3y", max_retries=0, timeout=60)
+    with hearth_serve(tmp_path / "data", "--model", str(gptoss_mxfp4_path), "--port", "0", "--ctx", "512",
+                      "--api-key", "k3y") as srv:
+        assert srv.port > 0
+        c = openai.OpenAI(base_url=srv.url, api_key="k3y", max_retries=0, timeout=60)
         model = gptoss_mxfp4_path.stem
         r = c.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
         assert r.usage.completion_tokens <= 4 and r.usage.prompt_tokens > 10
         events = [e.type for e in c.responses.create(model=model, input="Hi", max_output_tokens=4, stream=True)]
         assert events[0] == "response.created" and events[-1] in ("response.completed", "response.incomplete")
         with pytest.raises(openai.AuthenticationError):
-            openai.OpenAI(base_url=m.group(1) + "/v1", api_key="wrong", max_retries=0).models.list()
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+            openai.OpenAI(base_url=srv.url, api_key="wrong", max_retries=0).models.list()
+    code = srv.proc.returncode
     assert code == 0
     # Requests are not saved to the history unless Settings say so.
     from app.context import AppContext
