@@ -17,6 +17,8 @@ the same token (the first of equal maxima, like llama.cpp's) in a tenth of that.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -52,3 +54,14 @@ class FullSampler:
         cum = np.cumsum(buf, dtype=np.float64)
         pick = int(np.searchsorted(cum, self._rng.random() * cum[-1], side="right"))
         return min(pick, len(buf) - 1)
+
+
+def fast_sampler(n_vocab: int, temperature: float, top_k: int, top_p: float, min_p: float,
+                 repeat_penalty: float, seed: int | None) -> Callable[[np.ndarray], int] | None:
+    """What picks the next token from the logits for these settings, or None where llama.cpp's chain
+    must (a cut, a penalty; the caller also keeps the chain for a grammar)."""
+    if greedy(temperature, repeat_penalty):
+        return argmax
+    if full_distribution(temperature, top_k, top_p, min_p, repeat_penalty):
+        return FullSampler(n_vocab, temperature, seed)
+    return None

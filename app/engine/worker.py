@@ -25,7 +25,6 @@ import struct
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -480,15 +479,11 @@ class Engine:
             grammar = self.llama_cpp.LlamaGrammar.from_string(req.grammar, verbose=False)
             grammar_sampler = internals.new_sampler(llm, **sampling, grammar=grammar)
         grammar_on = bool(req.grammar) and not req.grammar_trigger
-        # gpt-oss's sampling (the whole distribution at temperature 1) without llama.cpp's
-        # per-token pass over every vocabulary entry (app/engine/sampling.py).
+        # Greedy, and gpt-oss's sampling (the whole distribution at temperature 1), without
+        # llama.cpp's per-token pass over every vocabulary entry (app/engine/sampling.py).
         n_vocab = int(lc.llama_vocab_n_tokens(self._vocab))
-        full: Callable[[Any], int] | None = None
-        if grammar_sampler is None and sampling_mod.greedy(req.temperature, req.repeat_penalty):
-            full = sampling_mod.argmax
-        elif grammar_sampler is None and sampling_mod.full_distribution(
-                req.temperature, req.top_k, req.top_p, req.min_p, req.repeat_penalty):
-            full = sampling_mod.FullSampler(n_vocab, req.temperature, req.seed)
+        pick = None if grammar_sampler is not None else sampling_mod.fast_sampler(
+            n_vocab, req.temperature, req.top_k, req.top_p, req.min_p, req.repeat_penalty, req.seed)
         trigger_tail = ""
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         raw_parts: list[str] = []
@@ -523,8 +518,8 @@ class Engine:
                 if self._cancelled():
                     stop_reason = "cancelled"
                     break
-                if full is not None:
-                    tok = full(internals.last_logits(lc, llm, n_vocab))
+                if pick is not None:
+                    tok = pick(internals.last_logits(lc, llm, n_vocab))
                 else:
                     tok = internals.sample(llm, sampler)
                 if grammar_on:

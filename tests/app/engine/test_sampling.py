@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.engine.sampling import FullSampler, argmax, full_distribution, greedy
+from app.engine.sampling import FullSampler, argmax, fast_sampler, full_distribution, greedy
 
 
 def test_frequencies_follow_the_softmax() -> None:
@@ -108,3 +108,10 @@ def test_greedy_through_the_engine_matches_llama_cpp_greedy(gemma_path) -> None:
     assert got == want
     assert stats["completion_tokens"] == 24
     assert 0 <= stats["gen_overhead_ms"] < 50  # Hearth's own time per token, measured beside the decode
+
+
+def test_the_engine_s_choice_of_sampler() -> None:
+    assert fast_sampler(10, 0.0, 40, 0.95, 0.05, 1.0, None) is argmax  # greedy: cuts change nothing
+    assert isinstance(fast_sampler(10, 1.0, 0, 1.0, 0.0, 1.0, 7), FullSampler)
+    assert fast_sampler(10, 0.8, 40, 0.95, 0.05, 1.0, None) is None  # truncated: llama.cpp's chain
+    assert fast_sampler(10, 0.0, 0, 1.0, 0.0, 1.1, None) is None  # a penalty needs the history
